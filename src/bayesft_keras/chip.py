@@ -1,0 +1,136 @@
+"""Model-level control of the simulated chip: which realization, which noise, on or off.
+
+Every function here changes only the device-state variables of ReRAM layers
+(``chip_seed``, ``device_params``, ``noise_enabled``); trainable weights are
+never touched, and compiled models pick up the change without retracing.
+"""
+
+import contextlib
+
+import numpy as np
+
+from bayesft_keras import noise as noise_lib
+from bayesft_keras.layers.device_layer import DeviceLayerMixin
+
+# Seeds stay below 2**30 so that per-draw offsets never overflow int32.
+_SEED_MASK = 0x3FFFFFFF
+
+
+def device_layers(model):
+    """The ReRAM layers of ``model`` that carry a noise model, in a fixed order.
+
+    Nested models and custom layers are searched too.
+    """
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, DeviceLayerMixin) and layer.noise is not None and layer.built
+    ]
+
+
+def _require_device_layers(model):
+    layers = device_layers(model)
+    if not layers:
+        raise ValueError(
+            f"Model {getattr(model, 'name', model)!r} has no built ReRAM layer with a "
+            "noise model. Build it and give it noise, e.g. "
+            "`bayesft_keras.convert(model, noise=LogNormalDrift(0.5))`."
+        )
+    return layers
+
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+    return int(seed)
+
+
+def layer_seeds(seed, num_layers):
+    """Independent per-layer chip seeds derived from one chip seed."""
+    seed = _check_seed(seed)
+    return [
+        (np.random.SeedSequence([seed, i]).generate_state(2) & _SEED_MASK).astype("int32")
+        for i in range(num_layers)
+    ]
+
+
+def resample(model, seed):
+    """Draws a new simulated chip: every ReRAM layer gets a new noise realization.
+
+    The realization stays fixed for all subsequent forward passes (all batches)
+    until the next `resample`. The same seed gives the same chip.
+
+    Args:
+        model: a model (or layer) containing ReRAM layers.
+        seed: non-negative int identifying the chip.
+    """
+    layers = _require_device_layers(model)
+    for layer, value in zip(layers, layer_seeds(seed, len(layers))):
+        layer.chip_seed.assign(value)
+
+
+@contextlib.contextmanager
+def chip(model, seed):
+    """Context manager: evaluate ``model`` as chip ``seed``, then restore the previous chip."""
+    layers = _require_device_layers(model)
+    saved = [layer.chip_seed.numpy() for layer in layers]
+    resample(model, seed)
+    try:
+        yield model
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.chip_seed.assign(value)
+
+
+def set_noise_enabled(model, enabled):
+    """Switches device noise on or off in every ReRAM layer (quantization stays)."""
+    if not isinstance(enabled, bool):
+        raise ValueError(f"`enabled` must be a bool. Received: enabled={enabled!r}")
+    for layer in device_layers(model):
+        layer.noise_enabled.assign(1.0 if enabled else 0.0)
+
+
+@contextlib.contextmanager
+def noise_off(model):
+    """Context manager: clean (noise-free) evaluation, then restore the previous state."""
+    layers = device_layers(model)
+    saved = [float(layer.noise_enabled.numpy()) for layer in layers]
+    set_noise_enabled(model, False)
+    try:
+        yield model
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.noise_enabled.assign(value)
+
+
+def set_noise(model, noise):
+    """Gives every ReRAM layer new noise parameter values.
+
+    ``noise`` must have the structure the layers were built with (same classes,
+    same parameters); only the values change, so compiled functions stay valid.
+    To change the structure, rebuild with `bayesft_keras.convert`.
+    """
+    noise = noise_lib.get(noise)
+    for layer in _require_device_layers(model):
+        if noise is None or _structure(noise) != _structure(layer.noise):
+            raise ValueError(
+                f"`noise` must have the structure of layer {layer.name!r}'s noise "
+                f"{layer.noise!r}. Received: noise={noise!r}. Use "
+                "`bayesft_keras.convert(model, noise=...)` to change the structure."
+            )
+        layer.noise = noise
+        layer.device_params.assign(np.asarray(noise.params(), dtype="float32"))
+
+
+def set_noise_params(model, **values):
+    """Sets named noise parameters (e.g. ``sigma=0.8``) in every ReRAM layer."""
+    for layer in _require_device_layers(model):
+        set_noise_layer = layer.noise.with_params(**values)
+        layer.noise = set_noise_layer
+        layer.device_params.assign(np.asarray(set_noise_layer.params(), dtype="float32"))
+
+
+def _structure(noise):
+    if isinstance(noise, noise_lib.Compose):
+        return ("Compose", tuple(_structure(m) for m in noise.models))
+    return (type(noise).__name__, tuple(noise.param_names))

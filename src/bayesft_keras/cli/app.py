@@ -1,0 +1,48 @@
+import functools
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="bayesft-keras",
+    help="ReRAM drift simulation and BayesFT dropout search for Keras 3.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root():
+    """ReRAM drift simulation and BayesFT dropout search for Keras 3."""
+
+
+class UsageError(Exception):
+    """A problem with the user's input: reported as one line, exit code 2."""
+
+
+def fail(message):
+    """Prints ``message`` as one line on stderr and exits with code 2."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def user_errors(fn):
+    """Turns input errors raised inside a command into one line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (UsageError, ValueError, FileNotFoundError) as e:
+            fail(" ".join(str(e).split()))
+
+    return wrapper
+
+
+def main():
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,252 @@
+"""Device noise models: one small class per physical effect of a ReRAM cell.
+
+Every model maps a programmed weight tensor ``w`` to the weight the crossbar
+actually computes with. Each parameter of a model is a *strength*: setting all
+of them to zero makes the model exactly the identity, which is what lets a
+layer switch noise off (or sweep a parameter) by changing variable values
+instead of rebuilding the graph.
+
+Models are serializable Keras objects, so layers that hold them save and load
+with ``model.save`` / ``keras.models.load_model``.
+"""
+
+import keras
+from keras import ops
+
+_PACKAGE = "bayesft_keras"
+
+
+def _check_in_range(name, value, low, high, cls):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` of {cls} must be a number. Received: {name}={value!r}"
+        ) from None
+    if not (low <= value <= high):
+        raise ValueError(
+            f"`{name}` of {cls} must be in [{low}, {high}]. "
+            f"Received: {name}={value}"
+        )
+    return value
+
+
+class DeviceNoise:
+    """Base class of the device noise models.
+
+    Subclasses name their parameters in ``param_names``, store them as float
+    attributes of the same names, and implement ``apply(w, seed, params)``.
+    """
+
+    param_names = ()
+
+    @property
+    def num_params(self):
+        return len(self.param_names)
+
+    def params(self):
+        """The parameter values, in the order of ``param_names``."""
+        return [float(getattr(self, name)) for name in self.param_names]
+
+    def apply(self, w, seed, params):
+        """Returns the noisy version of ``w``.
+
+        Args:
+            w: the (quantized) weight tensor.
+            seed: anything `keras.random` accepts as a seed; a
+                `keras.random.SeedGenerator` gives independent draws.
+            params: one scalar (Python float or tensor) per entry of
+                ``param_names``.
+        """
+        raise NotImplementedError
+
+    def __call__(self, w, seed=None):
+        return self.apply(w, seed, self.params())
+
+    def with_params(self, **values):
+        """A copy of this model with some parameters replaced."""
+        config = self.get_config()
+        unknown = set(values) - set(self.param_names)
+        if unknown:
+            raise ValueError(
+                f"Unknown parameter(s) {sorted(unknown)} for "
+                f"{type(self).__name__}; valid: {list(self.param_names)}"
+            )
+        config.update(values)
+        return type(self).from_config(config)
+
+    def get_config(self):
+        return {name: float(getattr(self, name)) for name in self.param_names}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LogNormalDrift(DeviceNoise):
+    """Multiplicative log-normal conductance drift, the BayesFT model.
+
+    ``w' = w * exp(theta)``, ``theta ~ N(0, sigma^2)`` drawn per cell.
+
+    The sign of ``w`` is kept and ``E[w'] = w * exp(sigma^2 / 2)``, so drift is
+    biased upwards on average (1.38x at sigma=0.8, 3.08x at sigma=1.5).
+
+    Args:
+        sigma: standard deviation of ``theta``, >= 0.
+    """
+
+    param_names = ("sigma",)
+
+    def __init__(self, sigma=0.0):
+        self.sigma = _check_in_range("sigma", sigma, 0.0, float("inf"), "LogNormalDrift")
+
+    def apply(self, w, seed, params):
+        (sigma,) = params
+        theta = keras.random.normal(ops.shape(w), dtype=w.dtype, seed=seed)
+        return w * ops.exp(ops.cast(sigma, w.dtype) * theta)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ProgrammingNoise(DeviceNoise):
+    """Additive Gaussian write noise, relative to the tensor's largest weight.
+
+    ``w' = w + std * max|W| * n``, ``n ~ N(0, 1)`` drawn per cell, where
+    ``max|W|`` is taken over the whole tensor (kernel or bias) being written.
+
+    Args:
+        std: noise standard deviation as a fraction of ``max|W|``, >= 0.
+    """
+
+    param_names = ("std",)
+
+    def __init__(self, std=0.0):
+        self.std = _check_in_range("std", std, 0.0, float("inf"), "ProgrammingNoise")
+
+    def apply(self, w, seed, params):
+        (std,) = params
+        n = keras.random.normal(ops.shape(w), dtype=w.dtype, seed=seed)
+        w_max = ops.stop_gradient(ops.max(ops.abs(w)))
+        return w + ops.cast(std, w.dtype) * w_max * n
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class StuckAtFaults(DeviceNoise):
+    """Cells stuck at the lowest or the highest conductance level.
+
+    With ``u ~ U[0, 1)`` drawn per cell:
+    ``w' = 0`` if ``u < p_low`` (stuck at zero conductance);
+    ``w' = sign(w) * max|W|`` if ``u >= 1 - p_high`` (stuck at the top level);
+    ``w' = w`` otherwise.
+
+    Args:
+        p_low: probability of a cell stuck at zero, in [0, 1].
+        p_high: probability of a cell stuck at the top level, in [0, 1].
+            ``p_low + p_high`` must not exceed 1.
+    """
+
+    param_names = ("p_low", "p_high")
+
+    def __init__(self, p_low=0.0, p_high=0.0):
+        self.p_low = _check_in_range("p_low", p_low, 0.0, 1.0, "StuckAtFaults")
+        self.p_high = _check_in_range("p_high", p_high, 0.0, 1.0, "StuckAtFaults")
+        if self.p_low + self.p_high > 1.0:
+            raise ValueError(
+                "`p_low + p_high` of StuckAtFaults must not exceed 1. "
+                f"Received: p_low={self.p_low}, p_high={self.p_high}"
+            )
+
+    def apply(self, w, seed, params):
+        p_low, p_high = (ops.cast(p, w.dtype) for p in params)
+        u = keras.random.uniform(ops.shape(w), dtype=w.dtype, seed=seed)
+        top = ops.sign(w) * ops.stop_gradient(ops.max(ops.abs(w)))
+        w = ops.where(u >= 1.0 - p_high, top, w)
+        return ops.where(u < p_low, ops.zeros_like(w), w)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Compose(DeviceNoise):
+    """Several effects applied in order: ``w' = f_n(... f_2(f_1(w)))``.
+
+    Parameter names are prefixed with the position of their model, e.g.
+    ``Compose([LogNormalDrift(0.5), StuckAtFaults(0.01)])`` has parameters
+    ``("0.sigma", "1.p_low", "1.p_high")``.
+
+    Args:
+        models: a list of `DeviceNoise` instances (or their serialized configs).
+    """
+
+    def __init__(self, models):
+        if not isinstance(models, (list, tuple)) or not models:
+            raise ValueError(
+                "`models` of Compose must be a non-empty list of device noise "
+                f"models. Received: models={models!r}"
+            )
+        models = [
+            keras.saving.deserialize_keras_object(m) if isinstance(m, dict) else m
+            for m in models
+        ]
+        for m in models:
+            if not isinstance(m, DeviceNoise):
+                raise ValueError(
+                    "Every element of `models` must be a DeviceNoise instance. "
+                    f"Received: {m!r}"
+                )
+        self.models = list(models)
+
+    @property
+    def param_names(self):
+        return tuple(f"{i}.{n}" for i, m in enumerate(self.models) for n in m.param_names)
+
+    def params(self):
+        return [p for m in self.models for p in m.params()]
+
+    def apply(self, w, seed, params):
+        params = list(params)
+        for m in self.models:
+            w = m.apply(w, seed, params[: m.num_params])
+            params = params[m.num_params :]
+        return w
+
+    def with_params(self, **values):
+        per_model = [dict() for _ in self.models]
+        for key, value in values.items():
+            index, _, name = key.partition(".")
+            if not index.isdigit() or int(index) >= len(self.models):
+                raise ValueError(
+                    f"Unknown parameter {key!r} for Compose; valid: {list(self.param_names)}"
+                )
+            per_model[int(index)][name] = value
+        return Compose([m.with_params(**v) for m, v in zip(self.models, per_model)])
+
+    def get_config(self):
+        return {"models": [keras.saving.serialize_keras_object(m) for m in self.models]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def get(identifier):
+    """Returns a device noise model from an instance, a config dict or None."""
+    if identifier is None or isinstance(identifier, DeviceNoise):
+        return identifier
+    if isinstance(identifier, dict):
+        obj = keras.saving.deserialize_keras_object(identifier)
+        if isinstance(obj, DeviceNoise):
+            return obj
+    raise ValueError(
+        "`noise` must be a DeviceNoise instance (e.g. LogNormalDrift(0.5)), its "
+        f"serialized config, or None. Received: noise={identifier!r}"
+    )
+
+
+def serialize(noise):
+    return None if noise is None else keras.saving.serialize_keras_object(noise)

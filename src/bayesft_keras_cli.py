@@ -1,0 +1,36 @@
+"""Entry point of the `bayesft-keras` console script.
+
+It lives outside the `bayesft_keras` package on purpose: importing the package
+imports TensorFlow, whose C++ start-up chatter (CUDA probing, CPU features)
+goes straight to file descriptor 2 and must be silenced before that import.
+Python errors raised by the import are still reported.
+"""
+
+import contextlib
+import os
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _native_stderr_silenced():
+        import bayesft_keras  # noqa: F401  (imports Keras and its backend)
+    from bayesft_keras.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
