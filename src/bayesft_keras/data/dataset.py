@@ -1,0 +1,102 @@
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Image-classification data with explicit train/validation/test splits.
+
+    Images are float32 NHWC in [0, 1]; labels are int32 class indices.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+    def fit_to(self, input_shape, mode="resize"):
+        """Returns a copy whose images have ``input_shape`` (see `fit_images`)."""
+        return dataclasses.replace(
+            self,
+            x_train=fit_images(self.x_train, input_shape, mode),
+            x_val=fit_images(self.x_val, input_shape, mode),
+            x_test=fit_images(self.x_test, input_shape, mode),
+        )
+
+    def __repr__(self):
+        return (
+            f"Dataset({self.name!r}, input_shape={self.input_shape}, "
+            f"num_classes={self.num_classes}, train={len(self.x_train)}, "
+            f"val={len(self.x_val)}, test={len(self.x_test)})"
+        )
+
+
+def fit_images(x, input_shape, mode="resize"):
+    """Brings NHWC images to ``input_shape`` = (height, width, channels).
+
+    Args:
+        x: float array (N, H, W, C).
+        input_shape: the target (height, width, channels).
+        mode: "resize" (bilinear) or "pad" (zero-pad centred; the target
+            must not be smaller than the images).
+
+    Channels: 1 -> 3 repeats the grey channel; 3 -> 1 averages the channels.
+    """
+    if mode not in ("resize", "pad"):
+        raise ValueError(f"`mode` must be 'resize' or 'pad'. Received: mode={mode!r}")
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape}"
+        )
+    height, width, channels = input_shape
+    x = np.asarray(x, dtype="float32")
+    if x.shape[-1] != channels:
+        if x.shape[-1] == 1:
+            x = np.repeat(x, channels, axis=-1)
+        elif channels == 1:
+            x = x.mean(axis=-1, keepdims=True)
+        else:
+            raise ValueError(
+                f"Cannot map {x.shape[-1]} image channels to {channels}; only 1 <-> C is supported."
+            )
+    if x.shape[1:3] == (height, width):
+        return x
+    if mode == "pad":
+        dh, dw = height - x.shape[1], width - x.shape[2]
+        if dh < 0 or dw < 0:
+            raise ValueError(
+                f"Cannot pad images of size {x.shape[1:3]} to smaller size {(height, width)}; "
+                "use mode='resize'."
+            )
+        pads = ((0, 0), (dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2), (0, 0))
+        return np.pad(x, pads)
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(ops.image.resize(x, (height, width))), "float32")
+
+
+def split(x, y, *, test_fraction, validation_fraction, seed):
+    """Seeded, stratified train/validation/test split of one labelled array."""
+    from sklearn.model_selection import train_test_split
+
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=test_fraction, random_state=seed, stratify=y
+    )
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest,
+        y_rest,
+        test_size=validation_fraction / (1.0 - test_fraction),
+        random_state=seed,
+        stratify=y_rest,
+    )
+    return x_train, y_train, x_val, y_val, x_test, y_test

@@ -1,0 +1,91 @@
+"""Dataset names -> loaders."""
+
+import numpy as np
+
+from bayesft_keras.data.dataset import Dataset
+from bayesft_keras.data.dataset import split
+
+# Embedded and generated datasets; tfds datasets are looked up by name.
+_LOCAL = ("digits", "synthetic")
+
+
+def available():
+    """The dataset names that work offline, plus the tfds names we document."""
+    return list(_LOCAL)
+
+
+def _check_fraction(name, value):
+    if not (0.0 < value < 1.0):
+        raise ValueError(f"`{name}` must be in (0, 1). Received: {name}={value}")
+
+
+def load(
+    name="digits",
+    *,
+    input_shape=None,
+    resize_mode="resize",
+    data_dir=None,
+    seed=0,
+    test_fraction=0.2,
+    validation_fraction=0.1,
+    max_examples=None,
+    **kwargs,
+):
+    """Loads a dataset by name with seeded train/validation/test splits.
+
+    Args:
+        name: "digits" (scikit-learn's bundled 8x8 handwritten digits, offline),
+            "synthetic" (random images with a learnable rule, for speed tests),
+            or a tfds image-classification dataset name.
+        input_shape: (height, width, channels) the images are brought to, or
+            None to keep their own.
+        resize_mode: "resize" or "pad" (see `fit_images`).
+        data_dir: tfds data directory.
+        seed: seed of the splits (and of the synthetic data).
+        test_fraction, validation_fraction: split sizes (local datasets).
+        max_examples: keep at most this many training examples.
+        **kwargs: loader-specific options (synthetic: ``num_examples``,
+            ``image_shape``, ``num_classes``).
+    """
+    _check_fraction("test_fraction", test_fraction)
+    _check_fraction("validation_fraction", validation_fraction)
+    if test_fraction + validation_fraction >= 1.0:
+        raise ValueError(
+            "`test_fraction + validation_fraction` must be < 1. Received: "
+            f"{test_fraction} + {validation_fraction}"
+        )
+    if name == "digits":
+        ds = _digits(seed, test_fraction, validation_fraction)
+    elif name == "synthetic":
+        ds = _synthetic(seed, test_fraction, validation_fraction, **kwargs)
+    else:
+        from bayesft_keras.data import tfds_loader
+
+        ds = tfds_loader.load(name, data_dir=data_dir, seed=seed, validation_fraction=validation_fraction)
+    if max_examples is not None:
+        ds.x_train, ds.y_train = ds.x_train[:max_examples], ds.y_train[:max_examples]
+    if input_shape is not None:
+        ds = ds.fit_to(input_shape, resize_mode)
+    return ds
+
+
+def _digits(seed, test_fraction, validation_fraction):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype("float32")[..., None]
+    y = bunch.target.astype("int32")
+    parts = split(x, y, test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed)
+    return Dataset("digits", *parts, num_classes=10)
+
+
+def _synthetic(
+    seed, test_fraction, validation_fraction, num_examples=2000, image_shape=(28, 28, 1), num_classes=10
+):
+    """Images of noise whose class is a fixed random linear function of the pixels."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((num_examples,) + tuple(image_shape), dtype="float32")
+    projection = rng.standard_normal((int(np.prod(image_shape)), num_classes)).astype("float32")
+    y = np.argmax((x.reshape(num_examples, -1) - 0.5) @ projection, axis=1).astype("int32")
+    parts = split(x, y, test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed)
+    return Dataset("synthetic", *parts, num_classes=num_classes)
