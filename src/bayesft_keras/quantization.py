@@ -48,18 +48,36 @@ def fake_quantize(x, bits, axis=None):
     """
     if bits is None:
         return x
+    # A plain tensor, not a variable: the custom gradient below must not
+    # capture variables (TensorFlow would then require a `variables` argument).
+    x = ops.copy(x)
     rank = len(x.shape)
     if axis is None:
         reduce_axes = None
     else:
         axis = axis % rank
         reduce_axes = tuple(i for i in range(rank) if i != axis)
-    # The range follows the weights but is not trained through.
-    max_abs = ops.stop_gradient(ops.max(ops.abs(x), axis=reduce_axes))
-    max_abs = ops.maximum(max_abs, _EPSILON)
-    return quantizers.fake_quant_with_min_max_vars(
-        x, -max_abs, max_abs, num_bits=bits, narrow_range=True, axis=axis
-    )
+    return _straight_through_quantize(x, bits, axis, reduce_axes)
+
+
+def _straight_through_quantize(x, bits, axis, reduce_axes):
+    # The gradient is the identity everywhere, including at the channel's own
+    # maximum (TF's fake-quant gradient can drop it there after range nudging).
+    @ops.custom_gradient
+    def quantize(x):
+        max_abs = ops.maximum(ops.max(ops.abs(x), axis=reduce_axes), _EPSILON)
+        q = quantizers.fake_quant_with_min_max_vars(
+            x, -max_abs, max_abs, num_bits=bits, narrow_range=True, axis=axis
+        )
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return upstream
+
+        return q, grad
+
+    return quantize(x)
 
 
 def quantize_weight(w, bits, channel_axes=(-1,), per_channel=True):

@@ -1,0 +1,36 @@
+"""The device layers on the PyTorch backend: the layer tests, run in a subprocess.
+
+The Keras backend is fixed per process, so the torch run needs its own.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.skipif(
+    not HAS_TORCH and not os.environ.get("CI"),
+    reason="torch not installed (pip install torch==2.13.0); CI requires it",
+)
+def test_layer_noise_and_quantizer_tests_pass_on_torch():
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    env.pop("PYTEST_XDIST_WORKER", None)
+    files = ["test_layers.py", "test_noise.py", "test_quantization.py"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+        + [str(TESTS / f) for f in files],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    tail = result.stdout[-3000:] + result.stderr[-2000:]
+    assert result.returncode == 0, tail
+    assert " passed" in result.stdout and "failed" not in result.stdout.splitlines()[-1], tail
