@@ -13,7 +13,7 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     py_modules=["bayesft_keras_cli"],
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.5",

@@ -1,0 +1,184 @@
+"""The settings of one BayesFT search, from a preset file and command-line overrides.
+
+Presets are TOML files (top-level ``tuners/``). Their tables (``[model]``,
+``[search]``, ...) are for readability only: every key is unique and maps to one
+`TuneConfig` field, named like the CLI flag that overrides it.
+"""
+
+import dataclasses
+import sys
+import tomllib
+from pathlib import Path
+
+BASELINES = ("random", "uniform", "no_dropout", "noise_injection")
+DEFAULT_PRESET = "quick"
+
+
+@dataclasses.dataclass
+class TuneConfig:
+    """Everything a search needs; defaults are those of the quick CPU preset."""
+
+    name: str = "quick"
+    description: str = ""
+    # model
+    arch: str = "vgg"
+    width: float = 0.125
+    normalization: str = "none"
+    activation: str = "relu"
+    granularity: str = "stage"
+    input_shape: tuple | None = None
+    # data
+    dataset: str = "digits"
+    data_dir: str | None = None
+    max_train_examples: int | None = None
+    # device
+    bits: int | None = None
+    # objective: mean accuracy over `chips` chips at `sigma` (or over `sigma_range`)
+    sigma: float = 0.8
+    sigma_range: tuple | None = None
+    sigma_points: int = 5
+    chips: int = 20
+    min_clean_accuracy: float = 0.0
+    # search
+    trials: int = 8
+    initial_points: int = 4
+    rate_range: tuple = (0.2, 0.8)
+    output_rate_range: tuple = (0.1, 0.5)
+    baselines: tuple = ("no_dropout",)
+    uniform_rate: float = 0.5
+    noise_injection_range: tuple = (0.1, 1.5)
+    # training
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float | None = None
+    clipnorm: float | None = None
+    weight_decay: float | None = None
+    # final report of the best model and the baselines
+    report_sigmas: tuple = (0.0, 1.5, 31)
+    report_chips: int = 20
+    seed: int = 0
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        def fail(name, value, allowed):
+            raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
+
+        if not isinstance(self.sigma, (int, float)) or self.sigma < 0:
+            fail("sigma", self.sigma, "a number >= 0")
+        if not _positive_int(self.chips):
+            fail("chips", self.chips, "an integer >= 1")
+        if not _positive_int(self.trials):
+            fail("trials", self.trials, "an integer >= 1")
+        if not _positive_int(self.epochs):
+            fail("epochs", self.epochs, "an integer >= 1")
+        if not _positive_int(self.batch_size):
+            fail("batch_size", self.batch_size, "an integer >= 1")
+        if not _positive_int(self.report_chips):
+            fail("report_chips", self.report_chips, "an integer >= 1")
+        if self.bits is not None and (
+            isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 2 <= self.bits <= 16
+        ):
+            fail("bits", self.bits, "an integer in [2, 16] or none")
+        if not 0.0 <= self.min_clean_accuracy <= 1.0:
+            fail("min_clean_accuracy", self.min_clean_accuracy, "in [0, 1]")
+        for name in ("rate_range", "output_rate_range", "noise_injection_range"):
+            value = getattr(self, name)
+            if len(value) != 2 or not 0.0 <= value[0] < value[1] or (
+                name != "noise_injection_range" and value[1] >= 1.0
+            ):
+                fail(name, value, "a pair (low, high) with 0 <= low < high (< 1 for dropout rates)")
+        if self.sigma_range is not None:
+            if len(self.sigma_range) != 2 or not 0.0 <= self.sigma_range[0] < self.sigma_range[1]:
+                fail("sigma_range", self.sigma_range, "a pair (low, high) with 0 <= low < high")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            fail("baselines", list(self.baselines), f"a subset of {list(BASELINES)}")
+        if len(self.report_sigmas) != 3 or self.report_sigmas[0] < 0:
+            fail("report_sigmas", self.report_sigmas, "(start, stop, count) with start >= 0")
+        if self.granularity not in ("stage", "layer"):
+            fail("granularity", self.granularity, "'stage' or 'layer'")
+
+    def replace(self, **overrides):
+        """A copy with the given fields replaced; None values are ignored."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"Unknown setting(s) {sorted(unknown)}")
+        values = {k: _normalise(k, v) for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **values)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+_TUPLE_FIELDS = {
+    f.name
+    for f in dataclasses.fields(TuneConfig)
+    if "tuple" in str(f.type)
+}
+
+
+def _normalise(name, value):
+    if name in _TUPLE_FIELDS and isinstance(value, list):
+        return tuple(value)
+    if name == "bits" and value in ("none", "None", 0):
+        return None
+    return value
+
+
+def preset_dirs():
+    """Where presets are looked up by name: the repository's tuners/, then the installed copy."""
+    here = Path(__file__).resolve()
+    return [here.parents[3] / "tuners", Path(sys.prefix) / "share" / "bayesft-keras" / "tuners"]
+
+
+def available_presets():
+    names = set()
+    for d in preset_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.toml"))
+    return sorted(names)
+
+
+def find_preset(name_or_path):
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"Preset file not found: {name_or_path}")
+        return path
+    for d in preset_dirs():
+        candidate = d / f"{name_or_path}.toml"
+        if candidate.is_file():
+            return candidate
+    raise ValueError(
+        f"Unknown preset {name_or_path!r}: pass a .toml path or one of {available_presets()}"
+    )
+
+
+def load_preset(name_or_path=DEFAULT_PRESET):
+    """Reads a preset (a name from tuners/ or a path to a TOML file) into a `TuneConfig`."""
+    path = find_preset(name_or_path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"Cannot read preset {str(path)!r}: {e}") from None
+    flat = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                if sub_key in flat:
+                    raise ValueError(f"Preset {str(path)!r} sets {sub_key!r} twice")
+                flat[sub_key] = sub_value
+        else:
+            flat[key] = value
+    flat.setdefault("name", path.stem)
+    try:
+        return TuneConfig().replace(**flat)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"Invalid preset {str(path)!r}: {e}") from None

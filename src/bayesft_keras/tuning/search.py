@@ -1,0 +1,296 @@
+"""One `bayesft-keras tune` run: the BayesFT search, its baselines and the run directory.
+
+Run directory layout::
+
+    RUN/
+      config.json             the settings of the run
+      kt/<method>/            Keras Tuner's state: oracle, trials, each trial's model
+      trials.csv              every finished trial of every method: rates and scores
+      best_model.keras        BayesFT's best model, with its ReRAM layers
+      reports/<method>.json   drift reports (test split) of each method's best model
+      reports/<method>.csv
+      reports/comparison.png  their drift curves on one plot
+      summary.md              the comparison table
+      tb/                     TensorBoard HParams view (tensorboard --logdir RUN/tb)
+
+Running again with the same directory resumes: finished trials are kept, an
+interrupted trial is run again, finished searches are not repeated.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+
+from bayesft_keras.tuning.config import TuneConfig
+from bayesft_keras.tuning.objective import OBJECTIVE_NAME
+from bayesft_keras.tuning.objective import DriftObjective
+
+METHOD_TITLES = {
+    "bayesft": "BayesFT (GP Bayesian optimisation)",
+    "random": "random search",
+    "uniform": "uniform dropout",
+    "no_dropout": "no dropout",
+    "noise_injection": "noise-injection training",
+}
+
+
+@dataclasses.dataclass
+class MethodResult:
+    method: str
+    hyperparameters: dict
+    validation_score: float
+    report: object  # DriftReport on the test split
+    trials: int
+
+
+@dataclasses.dataclass
+class SearchResult:
+    config: TuneConfig
+    directory: Path
+    methods: dict  # method -> MethodResult
+
+    @property
+    def best(self):
+        return self.methods["bayesft"]
+
+    def table_rows(self):
+        """(method, drift accuracy at sigma on test, clean test accuracy, validation score, trials)."""
+        sigma = self.config.sigma
+        rows = []
+        for name, result in self.methods.items():
+            rows.append(
+                (
+                    name,
+                    _mean_at(result.report, sigma),
+                    float(result.report.clean),
+                    result.validation_score,
+                    result.trials,
+                )
+            )
+        return rows
+
+
+def _mean_at(report, sigma):
+    values = np.asarray(report.values, dtype=float)
+    index = int(np.argmin(np.abs(values - sigma)))
+    return float(report.mean()[index])
+
+
+def _report_sigmas(config):
+    start, stop, count = config.report_sigmas
+    values = set(np.round(np.linspace(start, stop, int(count)), 10).tolist())
+    values.add(round(float(config.sigma), 10))
+    return sorted(values)
+
+
+class _FixedRatesHyperParameters:
+    """Hyperparameters that pin every dropout site of a hypermodel to one rate."""
+
+    @staticmethod
+    def make(hypermodel, rate):
+        hp = keras_tuner.HyperParameters()
+        for name in hypermodel.hyperparameter_names():
+            hp.Fixed(name, float(rate))
+        return hp
+
+
+def run_search(config, directory, *, verbose=1, build_hypermodel=None):
+    """Runs (or resumes) the search and the baselines; writes the run directory.
+
+    Args:
+        config: a `TuneConfig`.
+        directory: the run directory.
+        verbose: Keras Tuner / Keras verbosity (0 silent, 1 progress).
+        build_hypermodel: optional ``f(config, dataset, noise_injection=False)
+            -> HyperModel`` to replace the architecture zoo's hypermodel.
+    """
+    from bayesft_keras import data as data_lib
+    from bayesft_keras.evaluation import evaluate_drift
+    from bayesft_keras.evaluation import plot_reports
+    from bayesft_keras.tuning.hparams_log import HParamsLogger
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _check_same_config(config, directory)
+    keras.utils.set_random_seed(config.seed)
+
+    ds = data_lib.load(
+        config.dataset,
+        input_shape=config.input_shape,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        max_examples=config.max_train_examples,
+    )
+    build_hypermodel = build_hypermodel or _zoo_hypermodel
+    objective = DriftObjective(
+        sigma=config.sigma,
+        chips=config.chips,
+        sigma_range=config.sigma_range,
+        sigma_points=config.sigma_points,
+        min_clean_accuracy=config.min_clean_accuracy,
+        curve_sigmas=tuple(np.round(np.linspace(0.0, 1.5, 7), 10)),
+        seed=config.seed,
+    )
+    main_hypermodel = build_hypermodel(config, ds)
+    injection_hypermodel = (
+        build_hypermodel(config, ds, noise_injection=True)
+        if "noise_injection" in config.baselines
+        else None
+    )
+    space = keras_tuner.HyperParameters()
+    main_hypermodel.declare_hyperparameters(space)
+    if injection_hypermodel is not None:
+        injection_hypermodel.declare_hyperparameters(space)
+    logger = HParamsLogger(directory / "tb", space, objective.curve_sigmas)
+
+    common = dict(
+        objective_spec=objective,
+        validation_data=(ds.x_val, ds.y_val),
+        hparams_logger=logger,
+        trials_csv=directory / "trials.csv",
+        directory=str(directory / "kt"),
+        overwrite=False,
+        seed=config.seed,
+    )
+    from bayesft_keras.tuning.tuner import BayesFTTuner
+    from bayesft_keras.tuning.tuner import DriftRandomSearch
+
+    tuners = {
+        "bayesft": lambda: BayesFTTuner(
+            main_hypermodel,
+            max_trials=config.trials,
+            num_initial_points=config.initial_points,
+            project_name="bayesft",
+            method="bayesft",
+            **common,
+        )
+    }
+    if "random" in config.baselines:
+        tuners["random"] = lambda: DriftRandomSearch(
+            main_hypermodel, max_trials=config.trials, project_name="random", method="random", **common
+        )
+    for method, rate in (("uniform", config.uniform_rate), ("no_dropout", 0.0)):
+        if method in config.baselines:
+            tuners[method] = lambda rate=rate, method=method: DriftRandomSearch(
+                main_hypermodel,
+                max_trials=1,
+                hyperparameters=_FixedRatesHyperParameters.make(main_hypermodel, rate),
+                tune_new_entries=False,
+                project_name=method,
+                method=method,
+                **common,
+            )
+    if injection_hypermodel is not None:
+        tuners["noise_injection"] = lambda: BayesFTTuner(
+            injection_hypermodel,
+            max_trials=config.trials,
+            num_initial_points=min(config.initial_points, config.trials),
+            hyperparameters=_FixedRatesHyperParameters.make(main_hypermodel, 0.0),
+            project_name="noise_injection",
+            method="noise_injection",
+            **common,
+        )
+
+    report_sigmas = _report_sigmas(config)
+    results = {}
+    for method, make in tuners.items():
+        tuner = make()
+        if verbose:
+            print(f"\n== {METHOD_TITLES[method]}: {tuner.oracle.max_trials} trial(s) ==")
+        tuner.search(ds.x_train, ds.y_train, verbose=verbose)
+        best_trial = tuner.oracle.get_best_trials(1)[0]
+        model = tuner.load_model(best_trial)
+        if method == "bayesft":
+            model.save(directory / "best_model.keras")
+        report = evaluate_drift(
+            model,
+            (ds.x_test, ds.y_test),
+            sigmas=report_sigmas,
+            chips=config.report_chips,
+            seed=config.seed,
+            name=METHOD_TITLES[method],
+            progress=bool(verbose),
+        )
+        reports_dir = directory / "reports"
+        reports_dir.mkdir(exist_ok=True)
+        report.to_json(reports_dir / f"{method}.json")
+        report.to_csv(reports_dir / f"{method}.csv")
+        results[method] = MethodResult(
+            method=method,
+            hyperparameters=dict(best_trial.hyperparameters.values),
+            validation_score=float(best_trial.score),
+            report=report,
+            trials=len(tuner.completed_trials()),
+        )
+    plot_reports([r.report for r in results.values()], directory / "reports" / "comparison.png")
+    result = SearchResult(config=config, directory=directory, methods=results)
+    (directory / "summary.md").write_text(summary_markdown(result))
+    return result
+
+
+def _zoo_hypermodel(config, ds, noise_injection=False):
+    from bayesft_keras.hypermodel import BayesFTHyperModel
+    from bayesft_keras.hypermodel import NoiseInjectionHyperModel
+    from bayesft_keras.noise import LogNormalDrift
+
+    kwargs = dict(
+        arch=config.arch,
+        input_shape=ds.input_shape,
+        num_classes=ds.num_classes,
+        noise=LogNormalDrift(config.sigma),
+        bits=config.bits,
+        granularity=config.granularity,
+        rate_range=tuple(config.rate_range),
+        output_rate_range=tuple(config.output_rate_range),
+        learning_rate=config.learning_rate,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        clipnorm=config.clipnorm,
+        weight_decay=config.weight_decay,
+        width=config.width,
+        normalization=config.normalization,
+        activation=config.activation,
+    )
+    if noise_injection:
+        return NoiseInjectionHyperModel(sigma_range=tuple(config.noise_injection_range), **kwargs)
+    return BayesFTHyperModel(**kwargs)
+
+
+def _check_same_config(config, directory):
+    """A run directory belongs to one configuration: resuming with other settings is refused."""
+    path = directory / "config.json"
+    current = json.loads(json.dumps(config.to_dict()))
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if changed:
+            raise ValueError(
+                f"Run directory {str(directory)!r} holds a search with other settings "
+                f"({', '.join(changed)}); use a new --dir or the same settings to resume."
+            )
+    else:
+        path.write_text(json.dumps(current, indent=2))
+
+
+def summary_markdown(result):
+    sigma = result.config.sigma
+    lines = [
+        f"# BayesFT search: {result.config.name}",
+        "",
+        f"{result.config.arch} on {result.config.dataset}; objective: mean accuracy over "
+        f"{result.config.chips} chips at sigma={sigma} (validation split); "
+        f"table: test split, {result.config.report_chips} chips.",
+        "",
+        f"| method | drift accuracy (sigma={sigma}) | clean accuracy | validation objective | trials |",
+        "|---|---|---|---|---|",
+    ]
+    for method, drift, clean, val, trials in result.table_rows():
+        lines.append(f"| {METHOD_TITLES[method]} | {drift:.4f} | {clean:.4f} | {val:.4f} | {trials} |")
+    lines += ["", "Best BayesFT rates:", ""]
+    for name, value in result.best.hyperparameters.items():
+        lines.append(f"- `{name}` = {value:.3f}")
+    return "\n".join(lines) + "\n"

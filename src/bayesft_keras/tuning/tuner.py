@@ -1,0 +1,213 @@
+"""Keras Tuner tuners whose objective is accuracy on simulated drifted chips.
+
+`DriftScoredTuner` is the shared part: a trial builds the HyperModel, trains it
+(quantization-aware at the device's bits), scores it with `DriftObjective` on
+the validation data, saves the trained model in the trial's directory and
+returns the metrics to the oracle. Mixed into Keras Tuner's own tuners it gives
+`BayesFTTuner` (Gaussian-process Bayesian optimisation, the paper's method) and
+`DriftRandomSearch` (the random-search baseline on the same budget).
+"""
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import keras
+import keras_tuner
+
+from bayesft_keras.tuning.objective import OBJECTIVE_NAME
+from bayesft_keras.tuning.objective import DriftObjective
+
+MODEL_FILE = "model.keras"
+
+
+def drift_objective():
+    return keras_tuner.Objective(OBJECTIVE_NAME, direction="max")
+
+
+class DriftScoredTuner:
+    """Mixin for a `keras_tuner.Tuner`: drift-scored trials, saved models, logs.
+
+    Args:
+        objective_spec: a `DriftObjective` (how trained models are scored).
+        validation_data: ``(x, y)`` the drift objective is measured on.
+        method: a name for this search in logs and tables (e.g. "bayesft").
+        hparams_logger: optional `HParamsLogger` for TensorBoard.
+        trials_csv: optional path of a CSV with every finished trial.
+        **kwargs: the arguments of the Keras Tuner tuner.
+    """
+
+    def __init__(
+        self,
+        *args,
+        objective_spec=None,
+        validation_data=None,
+        method="bayesft",
+        hparams_logger=None,
+        trials_csv=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("objective", drift_objective())
+        super().__init__(*args, **kwargs)
+        self.objective_spec = objective_spec or DriftObjective()
+        if validation_data is None:
+            raise ValueError("`validation_data` (x, y) is required: the drift objective is measured on it.")
+        self.validation_data = validation_data
+        self.method = method
+        self.hparams_logger = hparams_logger
+        self.trials_csv = Path(trials_csv) if trials_csv else None
+        self.timings = {}  # trial_id -> {"train": s, "score": s, "save": s}
+
+    def run_trial(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        start = time.perf_counter()
+        model = self.hypermodel.build(hp)
+        self.hypermodel.fit(hp, model, *args, **kwargs)
+        trained = time.perf_counter()
+        metrics, report = self.objective_spec.evaluate(model, *self.validation_data)
+        scored = time.perf_counter()
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        model.save(trial_dir / MODEL_FILE)
+        report.to_json(trial_dir / "drift_report.json")
+        if self.hparams_logger is not None:
+            self.hparams_logger.log_trial(
+                f"{self.method}_{trial.trial_id}", dict(hp.values), metrics
+            )
+        self.timings[trial.trial_id] = {
+            "train": trained - start,
+            "score": scored - trained,
+            "save": time.perf_counter() - scored,
+        }
+        return metrics
+
+    def load_model(self, trial):
+        return keras.models.load_model(Path(self.get_trial_dir(trial.trial_id)) / MODEL_FILE)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)  # the oracle records the trial on disk first
+        if self.trials_csv is not None:
+            write_trials_csv(self, self.trials_csv)
+
+    def completed_trials(self):
+        return [
+            t
+            for t in self.oracle.trials.values()
+            if t.status == keras_tuner.engine.trial.TrialStatus.COMPLETED
+        ]
+
+
+def write_trials_csv(tuner, path):
+    """Rewrites ``path`` with this tuner's finished trials (other methods' rows are kept)."""
+    path = Path(path)
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("method") != tuner.method]
+    for trial in sorted(tuner.completed_trials(), key=lambda t: t.trial_id):
+        row = {"method": tuner.method, "trial": trial.trial_id}
+        row.update({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in trial.hyperparameters.values.items()})
+        for name, obs in trial.metrics.metrics.items():
+            row[name] = f"{obs.get_best_value():.6g}"
+        rows.append(row)
+    fields = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)  # atomic: a killed process never leaves half a file
+
+
+class BayesFTOracle(keras_tuner.oracles.BayesianOptimizationOracle):
+    """Keras Tuner's GP oracle (Matern 5/2 kernel, UCB), started as in BayesFT.
+
+    The first trial is the hand-picked point (the hyperparameters' defaults),
+    the next ``num_initial_points - 1`` are random, then Bayesian optimisation.
+    """
+
+    def populate_space(self, trial_id):
+        if not self.trials:
+            values = self.hyperparameters.values  # the defaults
+            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": dict(values)}
+        return super().populate_space(trial_id)
+
+
+class BayesFTTuner(DriftScoredTuner, keras_tuner.Tuner):
+    """BayesFT: per-layer dropout rates found by Bayesian optimisation of drift accuracy.
+
+    Args:
+        hypermodel: a `BayesFTHyperModel` (or any HyperModel with `build`/`fit`).
+        objective_spec: a `DriftObjective`.
+        validation_data: ``(x, y)`` to score drift accuracy on.
+        max_trials: the search budget.
+        num_initial_points: hand-picked + random trials before the GP takes over.
+        seed: seed of the oracle.
+        **kwargs: `keras_tuner.Tuner` arguments (``directory``, ``project_name``,
+            ``overwrite``, ``hyperparameters``, ``tune_new_entries``...).
+    """
+
+    def __init__(
+        self,
+        hypermodel,
+        objective_spec=None,
+        validation_data=None,
+        max_trials=10,
+        num_initial_points=4,
+        seed=0,
+        hyperparameters=None,
+        tune_new_entries=True,
+        allow_new_entries=True,
+        **kwargs,
+    ):
+        oracle = BayesFTOracle(
+            objective=drift_objective(),
+            max_trials=max_trials,
+            num_initial_points=num_initial_points,
+            seed=seed,
+            hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries,
+            allow_new_entries=allow_new_entries,
+        )
+        super().__init__(
+            oracle=oracle,
+            hypermodel=hypermodel,
+            objective_spec=objective_spec,
+            validation_data=validation_data,
+            **kwargs,
+        )
+
+
+class DriftRandomSearch(DriftScoredTuner, keras_tuner.Tuner):
+    """The random-search baseline: Keras Tuner's RandomSearch oracle, the same objective."""
+
+    def __init__(
+        self,
+        hypermodel,
+        objective_spec=None,
+        validation_data=None,
+        max_trials=10,
+        seed=0,
+        hyperparameters=None,
+        tune_new_entries=True,
+        allow_new_entries=True,
+        **kwargs,
+    ):
+        oracle = keras_tuner.oracles.RandomSearchOracle(
+            objective=drift_objective(),
+            max_trials=max_trials,
+            seed=seed,
+            hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries,
+            allow_new_entries=allow_new_entries,
+        )
+        super().__init__(
+            oracle=oracle,
+            hypermodel=hypermodel,
+            objective_spec=objective_spec,
+            validation_data=validation_data,
+            **kwargs,
+        )
