@@ -11,7 +11,7 @@ def test_every_preset_loads_and_the_paper_settings_are_kept():
         assert config_lib.load_preset(name).name == name
     lenet = config_lib.load_preset("lenet5-mnist")
     assert (lenet.arch, lenet.dataset, lenet.sigma, lenet.chips) == ("lenet5", "mnist", 1.5, 30)
-    assert (lenet.learning_rate, lenet.clipnorm, lenet.weight_decay, lenet.epochs) == (0.01, 0.1, 1e-4, 20)
+    assert (lenet.learning_rate, lenet.clipvalue, lenet.weight_decay, lenet.epochs) == (0.01, 0.1, 1e-4, 20)
     vgg = config_lib.load_preset("vgg11-cifar10")
     assert (vgg.sigma, vgg.chips, vgg.learning_rate, vgg.normalization) == (0.8, 20, 1e-3, "none")
     resnet = config_lib.load_preset("resnet18-cifar10")

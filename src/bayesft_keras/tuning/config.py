@@ -51,7 +51,7 @@ class TuneConfig:
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float | None = None
-    clipnorm: float | None = None
+    clipvalue: float | None = None
     weight_decay: float | None = None
     # final report of the best model and the baselines
     report_sigmas: tuple = (0.0, 1.5, 31)
