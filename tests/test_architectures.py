@@ -338,3 +338,18 @@ def test_flops_of_lenet5():
         architectures.flops(architectures.build("lenet5", input_shape=(32, 32, 1))),
         2 * (28 * 28 * 25 * 6 + 10 * 10 * 150 * 16 + 4 * 256 * 120 + 480 * 84 + 84 * 10),
     )
+
+
+def test_docs_table_is_generated_from_the_zoo():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "arch_table.py"
+    spec = importlib.util.spec_from_file_location("arch_table", path)
+    arch_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arch_table)
+    table = arch_table.markdown_table()
+    assert f"{arch_table.BEGIN}\n{table}\n{arch_table.END}" in arch_table.DOC.read_text("utf-8"), (
+        "docs/architectures.md is stale: run python scripts/arch_table.py --write"
+    )
+    assert "| `lenet5` | 28×28×1 | 44,426 |" in table
