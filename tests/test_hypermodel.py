@@ -10,6 +10,7 @@ from bayesft_keras import architectures
 from bayesft_keras import data
 from bayesft_keras.hypermodel import RECIPES
 from bayesft_keras.hypermodel import BayesFTHyperModel
+from bayesft_keras.hypermodel import NoiseInjectionHyperModel
 from bayesft_keras.schedules import OneCycle
 
 ARCHS = ["mlp", "lenet5", "alexnet", "vgg11", "vgg16", "resnet18", "mobilenetv2"]
@@ -52,6 +53,17 @@ def test_one_float_per_site_with_the_papers_ranges(arch, granularity):
         assert isinstance(p, kt.engine.hyperparameters.Float)
         expected = (0.1, 0.5) if p.name == "dropout_output" else (0.2, 0.8)
         assert (p.min_value, p.max_value) == expected, p.name
+
+
+def test_hyperparameter_names_and_keras_tuner_declaration():
+    hm = BayesFTHyperModel("vgg11", **SMALL)
+    names = ["dropout_stage1", "dropout_stage2", "dropout_stage3", "dropout_fc1", "dropout_fc2",
+             "dropout_output"]
+    assert hm.hyperparameter_names() == names
+    hp = kt.HyperParameters()
+    rates = hm.declare_hyperparameters(hp)
+    assert [p.name for p in hp.space] == names
+    assert rates == {s: hp.values[f"dropout_{s}"] for s in hm.sites}
 
 
 def test_paper_site_counts():
@@ -119,6 +131,17 @@ def test_recipe_overrides():
     opt = hm.build(hm.hyperparameters()).optimizer
     assert float(opt.learning_rate) == pytest.approx(0.002)  # constant: steps not known yet
     assert opt.clipvalue is None and opt.weight_decay == 5e-4
+    assert BayesFTHyperModel("vgg11", learning_rate=None, **SMALL).learning_rate == 1e-3
+
+
+def test_fixed_rates_outside_the_range_are_built():
+    # Baselines (no dropout, uniform rate) pin every site with hp.Fixed.
+    hm = BayesFTHyperModel("lenet5")
+    hp = kt.HyperParameters()
+    for name in hm.hyperparameter_names():
+        hp.Fixed(name, 0.0)
+    model = hm.build(hp)
+    assert set(dropout_rates(model, hm.sites).values()) == {0.0}
 
 
 def test_fit_sizes_the_one_cycle_schedule_to_the_training():
@@ -183,6 +206,42 @@ def test_keras_tuner_search_uses_the_hypermodel(digits, tmp_path):
     best_hp = tuner.get_best_hyperparameters()[0]
     best = tuner.get_best_models()[0]
     assert dropout_rates(best, hm.sites) == hm.rates(best_hp)
+
+
+# -- noise-injection baseline ----------------------------------------------------------------
+
+
+def test_noise_injection_trains_at_the_injected_sigma_and_evaluates_at_the_target():
+    hm = NoiseInjectionHyperModel(
+        "mlp", input_shape=(8, 8, 1), width=0.125, noise=bk.LogNormalDrift(0.8),
+        sigma_range=(0.1, 1.5), epochs=2, batch_size=16,
+    )
+    assert hm.hyperparameter_names()[-1] == "noise_injection_sigma"
+    hp = hm.hyperparameters()
+    sigma = hp.space[-1]
+    assert (sigma.name, sigma.min_value, sigma.max_value) == ("noise_injection_sigma", 0.1, 1.5)
+    hp.values["noise_injection_sigma"] = 0.3
+    model = hm.build(hp)
+    layers = bk.device_layers(model)
+    assert layers and all(l.train_noise for l in layers)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append([float(l.device_params.numpy()[0]) for l in layers])
+
+    x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+    hm.fit(hp, model, x, np.arange(32) % 10, verbose=0, callbacks=[Record()])
+    np.testing.assert_allclose(seen, 0.3, rtol=1e-6)
+    assert len(seen) == 4
+    assert all(float(l.device_params.numpy()[0]) == pytest.approx(0.8) for l in layers)
+
+
+def test_noise_injection_needs_a_sigma():
+    with pytest.raises(ValueError, match="needs a noise model with a `sigma` parameter"):
+        NoiseInjectionHyperModel("mlp")
+    with pytest.raises(ValueError, match="`sigma_range` must be a pair"):
+        NoiseInjectionHyperModel("mlp", noise=bk.LogNormalDrift(0.5), sigma_range=(1.0, 0.5))
 
 
 # -- user build functions --------------------------------------------------------------------
@@ -252,6 +311,7 @@ def test_compiled_user_model_keeps_its_recipe():
         (("lenet5",), {"output_rate_range": (0.1, 1.0)}, r"`output_rate_range`"),
         (("lenet5",), {"epochs": 0}, r"`epochs` must be an int >= 1. Received: epochs=0"),
         (("lenet5",), {"learning_rate": -1}, r"`learning_rate` must be a positive number"),
+        (("lenet5",), {"clipvalue": 0}, r"`clipvalue` must be a positive number or None"),
         (("lenet5",), {"input_shape": (8, 8, 1)}, r"needs at least 28x28"),
         (("lenet5",), {"sites": ["a"]}, r"`sites` is for `build_fn`"),
         ((), {"build_fn": user_build_fn}, r"`build_fn` needs `sites`"),

@@ -14,6 +14,7 @@ from bayesft_keras.chip import set_noise_params
 from bayesft_keras.convert import convert
 from bayesft_keras.convert import to_keras
 from bayesft_keras.hypermodel import BayesFTHyperModel
+from bayesft_keras.hypermodel import NoiseInjectionHyperModel
 from bayesft_keras.layers import ReRAMConv1D
 from bayesft_keras.layers import ReRAMConv2D
 from bayesft_keras.layers import ReRAMDense

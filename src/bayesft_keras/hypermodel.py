@@ -100,7 +100,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         rate_range: (low, high) of every site but the output's.
         output_rate_range: (low, high) of the site named "output".
         learning_rate: peak learning rate of the one-cycle schedule;
-            "preset" takes the architecture's recipe (`RECIPES`).
+            "preset" (or None) takes the architecture's recipe (`RECIPES`).
         clipvalue: gradient clipping by value, None for none; "preset":
             the recipe's (0.1 for lenet5, as the paper).
         weight_decay: Adam's weight decay, None for none; "preset": the
@@ -119,6 +119,9 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         **arch_kwargs: the other arguments of `architectures.build` (width,
             normalization, activation, device_options, depth, ...).
     """
+
+    # Whether the ReRAM layers apply their noise in training too (subclasses).
+    _train_noise = False
 
     def __init__(
         self,
@@ -159,9 +162,12 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
                 )
             if sites is not None:
                 raise ValueError(
-                    "`sites` is for `build_fn`; an architecture has its own "
-                    f"({architectures.get(arch).name}: see architectures.sites). Received: sites={sites!r}"
+                    "`sites` is for `build_fn`; an architecture has its own (see "
+                    f"architectures.sites({arch!r})). Received: sites={sites!r}"
                 )
+            if self._train_noise:
+                device_options = arch_kwargs.get("device_options") or {}
+                arch_kwargs["device_options"] = {**device_options, "train_noise": True}
             self._blueprint = architectures.blueprint(
                 arch,
                 noise=noise,
@@ -182,11 +188,9 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             recipe = CUSTOM_RECIPE
         self.build_fn = build_fn
         self.learning_rate = (
-            recipe.learning_rate if learning_rate == PRESET
+            recipe.learning_rate if learning_rate in (PRESET, None)
             else _check_optional_positive("learning_rate", learning_rate)
         )
-        if self.learning_rate is None:
-            raise ValueError("`learning_rate` must be a positive number. Received: learning_rate=None")
         self.clipvalue = (
             recipe.clipvalue if clipvalue == PRESET else _check_optional_positive("clipvalue", clipvalue)
         )
@@ -230,8 +234,8 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         """The (low, high) range of a site's rate."""
         return self.output_rate_range if site == OUTPUT_SITE else self.rate_range
 
-    def declare(self, hp):
-        """Declares one Float per site in ``hp``; returns ``{site: rate}``."""
+    def declare_hyperparameters(self, hp):
+        """Declares one Float per site in ``hp`` (keras-tuner's hook); returns ``{site: rate}``."""
         rates = {}
         for site in self.sites:
             low, high = self.range_of(site)
@@ -241,8 +245,12 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
     def hyperparameters(self):
         """A new `keras_tuner.HyperParameters` holding this search space."""
         hp = keras_tuner.HyperParameters()
-        self.declare(hp)
+        self.declare_hyperparameters(hp)
         return hp
+
+    def hyperparameter_names(self):
+        """The names of the hyperparameters this hypermodel declares, in order."""
+        return [hp_name(site) for site in self.sites]
 
     def rates(self, hp):
         """``{site: rate}`` of a `HyperParameters` (or a ``{name: value}`` dict)."""
@@ -252,7 +260,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
     # -- keras-tuner hooks ----------------------------------------------------
 
     def build(self, hp):
-        rates = self.declare(hp)
+        rates = self.declare_hyperparameters(hp)
         if self._blueprint is not None:
             model = self._blueprint.build(rates)
         else:
@@ -265,7 +273,9 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
                 from bayesft_keras.convert import convert
 
                 compile_config = model.get_compile_config() if model.compiled else None
-                model = convert(model, noise=self.noise, bits=self.bits)
+                model = convert(
+                    model, noise=self.noise, bits=self.bits, train_noise=self._train_noise
+                )
                 if compile_config is not None:
                     model.compile_from_config(compile_config)
             if getattr(model, "compiled", False):
@@ -346,3 +356,61 @@ def _steps_per_epoch(x, batch_size, validation_split):
         return len(x)  # batches: tf.data with known cardinality, PyDataset
     except TypeError:
         return None
+
+
+INJECTION_HP = "noise_injection_sigma"
+
+
+class NoiseInjectionHyperModel(BayesFTHyperModel):
+    """Baseline: noise-injection training, with the injected drift strength tuned.
+
+    The model is trained with a fresh drift draw in every step
+    (``train_noise=True``) at strength ``noise_injection_sigma``, a Float in
+    ``sigma_range``; it is evaluated at the strength of ``noise``, which is
+    restored after training. The dropout sites are declared as by
+    `BayesFTHyperModel` (a tuner may fix them, e.g. to 0).
+
+    Args:
+        sigma_range: (low, high) of the injected sigma.
+        noise: the evaluation noise; needs a ``sigma`` parameter
+            (`LogNormalDrift`).
+        *args, **kwargs: as `BayesFTHyperModel`.
+    """
+
+    _train_noise = True
+
+    def __init__(self, *args, sigma_range=(0.1, 1.5), noise=None, **kwargs):
+        noise = noise_lib.get(noise)
+        if noise is None or "sigma" not in noise.param_names:
+            raise ValueError(
+                "Noise-injection training needs a noise model with a `sigma` parameter, "
+                f"e.g. LogNormalDrift(0.8). Received: noise={noise!r}"
+            )
+        try:
+            low, high = (float(v) for v in sigma_range)
+        except (TypeError, ValueError):
+            low = high = -1.0
+        if not 0.0 <= low < high:
+            raise ValueError(
+                f"`sigma_range` must be a pair 0 <= low < high. Received: sigma_range={sigma_range!r}"
+            )
+        self.sigma_range = (low, high)
+        super().__init__(*args, noise=noise, **kwargs)
+
+    def declare_hyperparameters(self, hp):
+        rates = super().declare_hyperparameters(hp)
+        hp.Float(INJECTION_HP, min_value=self.sigma_range[0], max_value=self.sigma_range[1])
+        return rates
+
+    def hyperparameter_names(self):
+        return super().hyperparameter_names() + [INJECTION_HP]
+
+    def fit(self, hp, model, *args, **kwargs):
+        from bayesft_keras.chip import set_noise
+
+        sigma = hp.get(INJECTION_HP)
+        set_noise(model, self.noise.with_params(sigma=sigma))
+        try:
+            return super().fit(hp, model, *args, **kwargs)
+        finally:
+            set_noise(model, self.noise)
