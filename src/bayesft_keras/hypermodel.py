@@ -327,7 +327,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
 
     def __repr__(self):
         return (
-            f"BayesFTHyperModel({self.arch!r}, sites={self.sites}, noise={self.noise!r}, "
+            f"{type(self).__name__}({self.arch!r}, sites={self.sites}, noise={self.noise!r}, "
             f"bits={self.bits}, rate_range={self.rate_range}, "
             f"output_rate_range={self.output_rate_range}, learning_rate={self.learning_rate})"
         )
