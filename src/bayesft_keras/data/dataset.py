@@ -85,18 +85,27 @@ def fit_images(x, input_shape, mode="resize"):
     return np.asarray(ops.convert_to_numpy(ops.image.resize(x, (height, width))), "float32")
 
 
-def split(x, y, *, test_fraction, validation_fraction, seed):
-    """Seeded, stratified train/validation/test split of one labelled array."""
+def carve(x, y, fraction, seed):
+    """Seeded split of ``fraction`` of (x, y) off the rest: (x_rest, y_rest, x_part, y_part).
+
+    Stratified by label whenever every class has at least two examples and the
+    carved part can hold one of each; a plain seeded split otherwise.
+    """
     from sklearn.model_selection import train_test_split
 
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
+    _, counts = np.unique(y, return_counts=True)
+    part = int(np.ceil(fraction * len(y)))
+    stratify = y if counts.min() >= 2 and len(counts) <= part <= len(y) - len(counts) else None
+    x_rest, x_part, y_rest, y_part = train_test_split(
+        x, y, test_size=fraction, random_state=seed, stratify=stratify
     )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest,
-        y_rest,
-        test_size=validation_fraction / (1.0 - test_fraction),
-        random_state=seed,
-        stratify=y_rest,
+    return x_rest, y_rest, x_part, y_part
+
+
+def split(x, y, *, test_fraction, validation_fraction, seed):
+    """Seeded, stratified train/validation/test split of one labelled array."""
+    x_rest, y_rest, x_test, y_test = carve(x, y, test_fraction, seed)
+    x_train, y_train, x_val, y_val = carve(
+        x_rest, y_rest, validation_fraction / (1.0 - test_fraction), seed
     )
     return x_train, y_train, x_val, y_val, x_test, y_test

@@ -2,8 +2,10 @@
 
 import numpy as np
 
+from bayesft_keras.data import tfds_loader
 from bayesft_keras.data.dataset import Dataset
 from bayesft_keras.data.dataset import split
+from bayesft_keras.data.tfds_loader import DOCUMENTED as TFDS_DOCUMENTED
 
 # Embedded and generated datasets; tfds datasets are looked up by name.
 _LOCAL = ("digits", "synthetic")
@@ -11,7 +13,7 @@ _LOCAL = ("digits", "synthetic")
 
 def available():
     """The dataset names that work offline, plus the tfds names we document."""
-    return list(_LOCAL)
+    return list(_LOCAL) + list(TFDS_DOCUMENTED)
 
 
 def _check_fraction(name, value):
@@ -36,14 +38,19 @@ def load(
     Args:
         name: "digits" (scikit-learn's bundled 8x8 handwritten digits, offline),
             "synthetic" (random images with a learnable rule, for speed tests),
-            or a tfds image-classification dataset name.
+            or a tfds image-classification dataset name ("mnist",
+            "fashion_mnist", "cifar10", "cifar100", "svhn_cropped", ...),
+            prepared in ``data_dir`` beforehand (nothing is downloaded).
         input_shape: (height, width, channels) the images are brought to, or
             None to keep their own.
         resize_mode: "resize" or "pad" (see `fit_images`).
-        data_dir: tfds data directory.
+        data_dir: tfds data directory (default: $TFDS_DATA_DIR or
+            ~/tensorflow_datasets).
         seed: seed of the splits (and of the synthetic data).
-        test_fraction, validation_fraction: split sizes (local datasets).
-        max_examples: keep at most this many training examples.
+        test_fraction, validation_fraction: split sizes. tfds datasets keep
+            their own test split and carve only validation from train.
+        max_examples: keep at most this many training examples (tfds: read
+            only about that many).
         **kwargs: loader-specific options (synthetic: ``num_examples``,
             ``image_shape``, ``num_classes``).
     """
@@ -54,14 +61,37 @@ def load(
             "`test_fraction + validation_fraction` must be < 1. Received: "
             f"{test_fraction} + {validation_fraction}"
         )
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"`name` must be a dataset name: one of {available()} or a tfds "
+            f"image-classification dataset. Received: name={name!r}"
+        )
+    if max_examples is not None and (
+        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
+    ):
+        raise ValueError(
+            f"`max_examples` must be an int >= 1 or None. Received: max_examples={max_examples!r}"
+        )
     if name == "digits":
         ds = _digits(seed, test_fraction, validation_fraction)
     elif name == "synthetic":
         ds = _synthetic(seed, test_fraction, validation_fraction, **kwargs)
     else:
-        from bayesft_keras.data import tfds_loader
-
-        ds = tfds_loader.load(name, data_dir=data_dir, seed=seed, validation_fraction=validation_fraction)
+        if kwargs:
+            raise ValueError(
+                f"Options {sorted(kwargs)} apply only to the synthetic dataset. Received them "
+                f"with name={name!r}"
+            )
+        ds = tfds_loader.load(
+            name,
+            data_dir=data_dir,
+            seed=seed,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            max_examples=max_examples,
+            input_shape=input_shape,
+            valid_names=available(),
+        )
     if max_examples is not None:
         ds.x_train, ds.y_train = ds.x_train[:max_examples], ds.y_train[:max_examples]
     if input_shape is not None:

@@ -1,0 +1,416 @@
+"""`BayesFTHyperModel`: the BayesFT search space (one dropout rate per site) as a keras-tuner HyperModel."""
+
+import dataclasses
+import math
+
+import keras
+import keras_tuner
+
+from bayesft_keras import architectures
+from bayesft_keras import noise as noise_lib
+from bayesft_keras import quantization
+from bayesft_keras.schedules import OneCycle
+
+PRESET = "preset"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Adam with a one-cycle schedule peaking at ``learning_rate``.
+
+    ``weight_decay`` is Keras's decoupled decay (PyTorch's Adam, used by the
+    paper's code, adds it to the gradient instead); ``clipvalue`` clips every
+    gradient element, as PyTorch's ``clip_grad_value_``.
+    """
+
+    learning_rate: float
+    clipvalue: float = None
+    weight_decay: float = None
+    source: str = ""
+
+
+# Training recipes by architecture (shared/REFERENCE.md). The paper gives
+# lenet5, vgg11 and resnet18; the others are our choice by analogy.
+RECIPES = {
+    "lenet5": Recipe(0.01, clipvalue=0.1, weight_decay=1e-4, source="paper"),
+    "mlp": Recipe(0.01, clipvalue=0.1, weight_decay=1e-4, source="as lenet5 (MNIST)"),
+    "vgg11": Recipe(1e-3, source="paper"),
+    "vgg16": Recipe(1e-3, source="as vgg11"),
+    "alexnet": Recipe(1e-3, source="as vgg11"),
+    "resnet18": Recipe(3e-4, source="paper"),
+    "mobilenetv2": Recipe(3e-4, source="as resnet18 and the paper's SqueezeNet"),
+}
+CUSTOM_RECIPE = Recipe(1e-3, source="default for build_fn")
+OUTPUT_SITE = "output"
+
+
+def hp_name(site):
+    """The hyperparameter name of a dropout site, e.g. ``dropout_conv1``."""
+    return f"dropout_{site}"
+
+
+def _check_range(name, value):
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a pair (low, high). Received: {name}={value!r}") from None
+    if not 0.0 <= low < high < 1.0:
+        raise ValueError(
+            f"`{name}` must satisfy 0 <= low < high < 1. Received: {name}={value!r}"
+        )
+    return low, high
+
+
+def _check_optional_positive(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"`{name}` must be a positive number or None. Received: {name}={value!r}")
+    return float(value)
+
+
+def _check_count(name, value, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
+    return value
+
+
+class BayesFTHyperModel(keras_tuner.HyperModel):
+    """The BayesFT search space: one dropout rate per site of a network.
+
+    Each dropout site gets a ``Float`` hyperparameter ``dropout_<site>``
+    (e.g. ``dropout_conv1``, ``dropout_stage2``, ``dropout_output``) in
+    ``rate_range``, or ``output_rate_range`` for the site after the output
+    layer (the paper's (0.2, 0.8) and (0.1, 0.5)). The device settings are
+    fixed for the whole search. `build` returns a compiled model (Adam,
+    sparse categorical cross-entropy, accuracy); `fit` sets the one-cycle
+    schedule's length from the data and epochs before training.
+
+    Args:
+        arch: an architecture name of `bayesft_keras.architectures` ("lenet5",
+            "vgg11", ...), or None with ``build_fn``.
+        input_shape: the model's input shape (None: the architecture's own).
+        num_classes: number of classes (None: 10).
+        noise: the device noise model of every ReRAM layer (None: ideal).
+        bits: weight precision of the device, or None.
+        granularity: "layer" or "stage" (one rate per stage); None for the
+            architecture's default.
+        rate_range: (low, high) of every site but the output's.
+        output_rate_range: (low, high) of the site named "output".
+        learning_rate: peak learning rate of the one-cycle schedule;
+            "preset" (or None) takes the architecture's recipe (`RECIPES`).
+        clipvalue: gradient clipping by value, None for none; "preset":
+            the recipe's (0.1 for lenet5, as the paper).
+        weight_decay: Adam's weight decay, None for none; "preset": the
+            recipe's (1e-4 for lenet5).
+        epochs: epochs per trial (the paper's 20), unless `fit` gets others.
+        batch_size: batch size for array data, unless `fit` gets another.
+        steps_per_epoch: optimizer steps per epoch; None: counted from the
+            data in `fit`. Known here, it also lets `build` alone give the
+            full schedule (otherwise `build` alone uses a constant rate).
+        build_fn: instead of ``arch``: a function ``rates -> keras.Model``
+            where ``rates`` is ``{site: rate}``; needs ``sites``. With
+            ``noise`` or ``bits`` its model is put on the device by
+            `bayesft_keras.convert`. A model it returns compiled is kept as is.
+        sites: the site names of ``build_fn``.
+        name, tunable: as `keras_tuner.HyperModel`.
+        **arch_kwargs: the other arguments of `architectures.build` (width,
+            normalization, activation, device_options, depth, ...).
+    """
+
+    # Whether the ReRAM layers apply their noise in training too (subclasses).
+    _train_noise = False
+
+    def __init__(
+        self,
+        arch=None,
+        input_shape=None,
+        num_classes=None,
+        *,
+        noise=None,
+        bits=None,
+        granularity=None,
+        rate_range=(0.2, 0.8),
+        output_rate_range=(0.1, 0.5),
+        learning_rate=PRESET,
+        clipvalue=PRESET,
+        weight_decay=PRESET,
+        epochs=20,
+        batch_size=128,
+        steps_per_epoch=None,
+        build_fn=None,
+        sites=None,
+        name=None,
+        tunable=True,
+        **arch_kwargs,
+    ):
+        super().__init__(name=name, tunable=tunable)
+        self.rate_range = _check_range("rate_range", rate_range)
+        self.output_rate_range = _check_range("output_rate_range", output_rate_range)
+        self.epochs = _check_count("epochs", epochs)
+        self.batch_size = _check_count("batch_size", batch_size)
+        self.steps_per_epoch = _check_count("steps_per_epoch", steps_per_epoch, allow_none=True)
+        self.noise = noise_lib.get(noise)
+        self.bits = quantization.validate_bits(bits, "bits")
+        if build_fn is None:
+            if arch is None:
+                raise ValueError(
+                    "Give `arch` (one of "
+                    f"{architectures.available()}) or `build_fn`. Received neither."
+                )
+            if sites is not None:
+                raise ValueError(
+                    "`sites` is for `build_fn`; an architecture has its own (see "
+                    f"architectures.sites({arch!r})). Received: sites={sites!r}"
+                )
+            if self._train_noise:
+                device_options = arch_kwargs.get("device_options") or {}
+                arch_kwargs["device_options"] = {**device_options, "train_noise": True}
+            self._blueprint = architectures.blueprint(
+                arch,
+                noise=noise,
+                bits=bits,
+                input_shape=input_shape,
+                num_classes=10 if num_classes is None else num_classes,
+                granularity=granularity,
+                **arch_kwargs,
+            )
+            self.arch = self._blueprint.architecture.name
+            self.sites = list(self._blueprint.sites)
+            recipe = RECIPES[self.arch]
+        else:
+            self._check_build_fn(build_fn, arch, input_shape, num_classes, granularity, arch_kwargs)
+            self._blueprint = None
+            self.arch = getattr(build_fn, "__name__", "build_fn")
+            self.sites = self._check_sites(sites)
+            recipe = CUSTOM_RECIPE
+        self.build_fn = build_fn
+        self.learning_rate = (
+            recipe.learning_rate if learning_rate in (PRESET, None)
+            else _check_optional_positive("learning_rate", learning_rate)
+        )
+        self.clipvalue = (
+            recipe.clipvalue if clipvalue == PRESET else _check_optional_positive("clipvalue", clipvalue)
+        )
+        self.weight_decay = (
+            recipe.weight_decay if weight_decay == PRESET
+            else _check_optional_positive("weight_decay", weight_decay)
+        )
+
+    @staticmethod
+    def _check_build_fn(build_fn, arch, input_shape, num_classes, granularity, arch_kwargs):
+        if not callable(build_fn):
+            raise ValueError(
+                f"`build_fn` must be a function rates -> keras.Model. Received: build_fn={build_fn!r}"
+            )
+        given = {
+            "arch": arch, "input_shape": input_shape, "num_classes": num_classes,
+            "granularity": granularity,
+        }
+        given = [k for k, v in given.items() if v is not None] + sorted(arch_kwargs)
+        if given:
+            raise ValueError(
+                f"With `build_fn`, the function builds the whole model; {given} apply only "
+                "to a named `arch`. Remove them."
+            )
+
+    @staticmethod
+    def _check_sites(sites):
+        if sites is None or isinstance(sites, str) or not sites:
+            raise ValueError(
+                "`build_fn` needs `sites`, the list of its dropout-site names. "
+                f"Received: sites={sites!r}"
+            )
+        sites = list(sites)
+        if not all(isinstance(s, str) and s for s in sites) or len(set(sites)) != len(sites):
+            raise ValueError(f"`sites` must be distinct non-empty strings. Received: sites={sites!r}")
+        return sites
+
+    # -- search space ---------------------------------------------------------
+
+    def range_of(self, site):
+        """The (low, high) range of a site's rate."""
+        return self.output_rate_range if site == OUTPUT_SITE else self.rate_range
+
+    def declare_hyperparameters(self, hp):
+        """Declares one Float per site in ``hp`` (keras-tuner's hook); returns ``{site: rate}``."""
+        rates = {}
+        for site in self.sites:
+            low, high = self.range_of(site)
+            rates[site] = hp.Float(hp_name(site), min_value=low, max_value=high)
+        return rates
+
+    def hyperparameters(self):
+        """A new `keras_tuner.HyperParameters` holding this search space."""
+        hp = keras_tuner.HyperParameters()
+        self.declare_hyperparameters(hp)
+        return hp
+
+    def hyperparameter_names(self):
+        """The names of the hyperparameters this hypermodel declares, in order."""
+        return [hp_name(site) for site in self.sites]
+
+    def rates(self, hp):
+        """``{site: rate}`` of a `HyperParameters` (or a ``{name: value}`` dict)."""
+        values = hp.values if isinstance(hp, keras_tuner.HyperParameters) else hp
+        return {site: values[hp_name(site)] for site in self.sites}
+
+    # -- keras-tuner hooks ----------------------------------------------------
+
+    def build(self, hp):
+        rates = self.declare_hyperparameters(hp)
+        if self._blueprint is not None:
+            model = self._blueprint.build(rates)
+        else:
+            model = self.build_fn(dict(rates))
+            if not isinstance(model, keras.Model):
+                raise ValueError(
+                    f"`build_fn` must return a keras.Model. It returned {type(model).__name__}."
+                )
+            if self.noise is not None or self.bits is not None:
+                from bayesft_keras.convert import convert
+
+                compile_config = model.get_compile_config() if model.compiled else None
+                model = convert(
+                    model, noise=self.noise, bits=self.bits, train_noise=self._train_noise
+                )
+                if compile_config is not None:
+                    model.compile_from_config(compile_config)
+            if getattr(model, "compiled", False):
+                return model  # the user's own training recipe
+        steps = None if self.steps_per_epoch is None else self.epochs * self.steps_per_epoch
+        self._compile(model, steps)
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        """Trains ``model`` (keras-tuner's hook); the schedule spans exactly the training."""
+        kwargs.setdefault("epochs", self.epochs)
+        x = args[0] if args else kwargs.get("x")
+        if _is_array_data(x):
+            kwargs.setdefault("batch_size", self.batch_size)
+        if getattr(model, "_bayesft_recipe", False):
+            steps = kwargs.get("steps_per_epoch") or self.steps_per_epoch or _steps_per_epoch(
+                x, kwargs.get("batch_size"), kwargs.get("validation_split", 0.0)
+            )
+            if steps is None:
+                raise ValueError(
+                    "The one-cycle schedule needs the number of steps per epoch, which cannot "
+                    f"be counted from data of type {type(x).__name__}: pass `steps_per_epoch` "
+                    "to BayesFTHyperModel or to fit."
+                )
+            total = kwargs["epochs"] * steps
+            if model._bayesft_total_steps != total:
+                self._compile(model, total)
+        return model.fit(*args, **kwargs)
+
+    # -- training recipe ------------------------------------------------------
+
+    def optimizer(self, total_steps=None):
+        """Adam with the one-cycle schedule over ``total_steps`` (constant rate if None)."""
+        learning_rate = (
+            self.learning_rate if total_steps is None else OneCycle(self.learning_rate, total_steps)
+        )
+        return keras.optimizers.Adam(
+            learning_rate=learning_rate, weight_decay=self.weight_decay, clipvalue=self.clipvalue
+        )
+
+    def _compile(self, model, total_steps):
+        model.compile(
+            optimizer=self.optimizer(total_steps),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model._bayesft_recipe = True
+        model._bayesft_total_steps = total_steps
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({self.arch!r}, sites={self.sites}, noise={self.noise!r}, "
+            f"bits={self.bits}, rate_range={self.rate_range}, "
+            f"output_rate_range={self.output_rate_range}, learning_rate={self.learning_rate})"
+        )
+
+
+def _is_array_data(x):
+    if isinstance(x, dict):
+        x = next(iter(x.values()), None)
+    elif isinstance(x, (list, tuple)):
+        x = x[0] if x else None
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _steps_per_epoch(x, batch_size, validation_split):
+    """Optimizer steps of one epoch over ``x``, or None when it cannot be known."""
+    if _is_array_data(x):
+        if isinstance(x, dict):
+            x = next(iter(x.values()))
+        elif isinstance(x, (list, tuple)):
+            x = x[0]
+        samples = int(x.shape[0])
+        if validation_split:
+            samples = int(math.floor(samples * (1.0 - validation_split)))  # as Keras splits
+        return math.ceil(samples / batch_size)
+    try:
+        return len(x)  # batches: tf.data with known cardinality, PyDataset
+    except TypeError:
+        return None
+
+
+INJECTION_HP = "noise_injection_sigma"
+
+
+class NoiseInjectionHyperModel(BayesFTHyperModel):
+    """Baseline: noise-injection training, with the injected drift strength tuned.
+
+    The model is trained with a fresh drift draw in every step
+    (``train_noise=True``) at strength ``noise_injection_sigma``, a Float in
+    ``sigma_range``; it is evaluated at the strength of ``noise``, which is
+    restored after training. The dropout sites are declared as by
+    `BayesFTHyperModel` (a tuner may fix them, e.g. to 0).
+
+    Args:
+        sigma_range: (low, high) of the injected sigma.
+        noise: the evaluation noise; needs a ``sigma`` parameter
+            (`LogNormalDrift`).
+        *args, **kwargs: as `BayesFTHyperModel`.
+    """
+
+    _train_noise = True
+
+    def __init__(self, *args, sigma_range=(0.1, 1.5), noise=None, **kwargs):
+        noise = noise_lib.get(noise)
+        if noise is None or "sigma" not in noise.param_names:
+            raise ValueError(
+                "Noise-injection training needs a noise model with a `sigma` parameter, "
+                f"e.g. LogNormalDrift(0.8). Received: noise={noise!r}"
+            )
+        try:
+            low, high = (float(v) for v in sigma_range)
+        except (TypeError, ValueError):
+            low = high = -1.0
+        if not 0.0 <= low < high:
+            raise ValueError(
+                f"`sigma_range` must be a pair 0 <= low < high. Received: sigma_range={sigma_range!r}"
+            )
+        self.sigma_range = (low, high)
+        super().__init__(*args, noise=noise, **kwargs)
+
+    def declare_hyperparameters(self, hp):
+        rates = super().declare_hyperparameters(hp)
+        hp.Float(INJECTION_HP, min_value=self.sigma_range[0], max_value=self.sigma_range[1])
+        return rates
+
+    def hyperparameter_names(self):
+        return super().hyperparameter_names() + [INJECTION_HP]
+
+    def fit(self, hp, model, *args, **kwargs):
+        from bayesft_keras.chip import set_noise
+
+        sigma = hp.get(INJECTION_HP)
+        set_noise(model, self.noise.with_params(sigma=sigma))
+        try:
+            return super().fit(hp, model, *args, **kwargs)
+        finally:
+            set_noise(model, self.noise)
