@@ -1,5 +1,6 @@
 """bayesft-keras: ReRAM drift simulation and BayesFT dropout search for Keras 3."""
 
+from bayesft_keras import evaluation
 from bayesft_keras import layers
 from bayesft_keras import noise
 from bayesft_keras import quantization
@@ -12,6 +13,8 @@ from bayesft_keras.chip import set_noise_enabled
 from bayesft_keras.chip import set_noise_params
 from bayesft_keras.convert import convert
 from bayesft_keras.convert import to_keras
+from bayesft_keras.evaluation import DriftReport
+from bayesft_keras.evaluation import evaluate_drift
 from bayesft_keras.layers import ReRAMConv1D
 from bayesft_keras.layers import ReRAMConv2D
 from bayesft_keras.layers import ReRAMDense
