@@ -48,7 +48,6 @@ class DriftScoredTuner:
         trials_csv=None,
         **kwargs,
     ):
-        kwargs.setdefault("objective", drift_objective())
         super().__init__(*args, **kwargs)
         self.objective_spec = objective_spec or DriftObjective()
         if validation_data is None:
@@ -105,7 +104,7 @@ def write_trials_csv(tuner, path):
     if path.exists():
         with open(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("method") != tuner.method]
-    for trial in sorted(tuner.completed_trials(), key=lambda t: t.trial_id):
+    for trial in sorted(tuner.completed_trials(), key=lambda t: int(t.trial_id)):
         row = {"method": tuner.method, "trial": trial.trial_id}
         row.update({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in trial.hyperparameters.values.items()})
         for name, obs in trial.metrics.metrics.items():
