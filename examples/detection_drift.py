@@ -4,7 +4,8 @@ Trains the CenterNet-style ReRAM detector on `digits-detect` (scenes of
 scikit-learn's bundled handwritten digits, offline) without dropout and with
 channel dropout at every site, then sweeps the drift sigma with many simulated
 chips per value and plots mAP@0.5 (pycocotools) of both, as a BayesFT search
-would score them. On 2 CPU cores it takes about ten minutes.
+would score them. On 2 shared CPU cores it took 20 minutes (4 of them training);
+the result is docs/img/detection_drift.png.
 
     python examples/detection_drift.py                    # writes detection_drift.png
     python examples/detection_drift.py --out docs/img/detection_drift.png

@@ -16,14 +16,21 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny detection search: one BayesFT trial and the no-dropout baseline, one epoch each."""
+    from bayesft_keras.detection import task as detection_task
+    from bayesft_keras.detection.data import load
     from bayesft_keras.tuning.search import run_search
 
     config = load_preset("detection-quick").replace(
         trials=1, initial_points=1, epochs=1, chips=2, report_sigmas=[0.0, 0.3, 2],
-        report_chips=2, max_train_examples=256,
+        report_chips=2,
     )
     directory = tmp_path_factory.mktemp("run")
-    return run_search(config, directory, verbose=0)
+    # 500 scenes instead of 3000: the wiring is under test, and pycocotools
+    # scores every chip of every trial.
+    small = load(config.dataset, seed=config.seed, num_examples=500)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detection_task, "load_data", lambda config: small)
+        return run_search(config, directory, verbose=0)
 
 
 def test_tune_detection_scores_trials_by_map(run):
@@ -37,6 +44,7 @@ def test_tune_detection_scores_trials_by_map(run):
     # Report sigmas: 0, 0.3 and the objective's 0.2.
     assert report.metric == "map50" and report.chip_metrics.shape == (3, 2)
     assert report.values.tolist() == [0.0, 0.2, 0.3]
+    assert report.num_examples == 100
     assert 0.0 <= report.clean <= 1.0 and np.all(report.chip_metrics[0] == report.clean)
     assert (run.directory / "reports" / "comparison.png").stat().st_size > 0
 

@@ -15,8 +15,9 @@ from bayesft_keras.detection import digits_detect
 from bayesft_keras.evaluation import evaluate_drift
 from bayesft_keras.noise import LogNormalDrift
 
-# Measured with this recipe and seed: test mAP@0.5 0.88 (COCO mAP 0.59).
-MEASURED_MAP50 = 0.88
+# Measured with this recipe and seed: test mAP@0.5 0.89 (COCO mAP@[.5:.95] 0.61);
+# under drift (6 chips) 0.74 at sigma 0.15 and 0.22 at sigma 0.3.
+MEASURED_MAP50 = 0.89
 MARGIN = 0.1
 
 pytestmark = pytest.mark.slow
