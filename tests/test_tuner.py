@@ -15,22 +15,22 @@ from bayesft_keras.tuning.objective import DriftObjective
 from bayesft_keras.tuning.search import run_search
 from bayesft_keras.tuning.tuner import BayesFTOracle
 
-SIGMA = 0.8
+SIGMA = 1.0
 CHIPS = 10
 SMALL = TuneConfig(
     name="test-small",
     arch="mlp",
-    width=0.5,
+    width=1.0,
     dataset="digits",
     sigma=SIGMA,
     chips=CHIPS,
-    trials=4,
+    trials=5,
     initial_points=2,
-    epochs=8,
+    epochs=10,
     batch_size=64,
     baselines=("no_dropout",),
     report_sigmas=(0.0, 1.5, 4),
-    report_chips=30,
+    report_chips=100,
     seed=0,
 )
 
@@ -62,10 +62,12 @@ def test_tuned_rates_beat_no_dropout_at_the_target_sigma(search):
     bayesft = search.methods["bayesft"].report
     plain = search.methods["no_dropout"].report
     index = int(np.argmin(np.abs(bayesft.values - SIGMA)))
-    gain = bayesft.mean()[index] - plain.mean()[index]
-    error = np.hypot(_standard_error(bayesft.chip_metrics[index]), _standard_error(plain.chip_metrics[index]))
-    # Measured with these seeds: about +0.06 on the test split (30 chips each).
-    assert gain > 0.02 and gain > 2 * error, (gain, error)
+    # Both reports use the same chip seeds: compare chip by chip.
+    assert np.array_equal(bayesft.chip_seeds, plain.chip_seeds)
+    differences = bayesft.chip_metrics[index] - plain.chip_metrics[index]
+    gain, error = differences.mean(), _standard_error(differences)
+    # Measured with these seeds: +0.050 (standard error 0.012) on the test split, 100 chips.
+    assert gain > 0.03 and gain > 3 * error, (gain, error)
     # The best rates are real dropout: every site's rate inside the paper's ranges.
     for name, value in search.best.hyperparameters.items():
         low, high = (0.1, 0.5) if name == "dropout_output" else (0.2, 0.8)
