@@ -67,7 +67,7 @@ class DriftObjective:
 
         means = dict(zip(_rounded(report.values), report.mean()))
         drift = float(np.mean([means[round(s, 10)] for s in self.target_sigmas()]))
-        clean = float(report.clean)
+        clean = float(report.clean_metric)
         feasible = clean >= self.min_clean_accuracy
         metrics = {
             OBJECTIVE_NAME: drift if feasible else 0.0,

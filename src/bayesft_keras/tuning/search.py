@@ -66,7 +66,7 @@ class SearchResult:
                 (
                     name,
                     _mean_at(result.report, sigma),
-                    float(result.report.clean),
+                    float(result.report.clean_metric),
                     result.validation_score,
                     result.trials,
                 )
@@ -246,11 +246,12 @@ def _zoo_hypermodel(config, ds, noise_injection=False):
         granularity=config.granularity,
         rate_range=tuple(config.rate_range),
         output_rate_range=tuple(config.output_rate_range),
-        learning_rate=config.learning_rate,
+        # Unset recipe values take the architecture's (paper) recipe.
+        learning_rate=config.learning_rate or "preset",
+        clipvalue=config.clipvalue or "preset",
+        weight_decay=config.weight_decay or "preset",
         epochs=config.epochs,
         batch_size=config.batch_size,
-        clipvalue=config.clipvalue,
-        weight_decay=config.weight_decay,
         width=config.width,
         normalization=config.normalization,
         activation=config.activation,
