@@ -103,6 +103,7 @@ def evaluate_file(
             "`metric` must be 'accuracy' or a Keras metric name for a model evaluated in a "
             f"subprocess. Received: metric={metric!r}"
         )
+    _check_options(values, chips, seed, threshold, bits, max_examples, batch_size)
     with tempfile.TemporaryDirectory(prefix="bayesft-bridge-") as out:
         args = [path, "--out", out, "--formats", "json", "--progress", "lines"]
         options = {
@@ -199,6 +200,21 @@ class _Progress:
         if self._bar is not None:
             self._bar.stop()
         return False
+
+
+def _check_options(values, chips, seed, threshold, bits, max_examples, batch_size):
+    # What can be checked without the model, here: no subprocess for bad input.
+    from bayesft_keras import quantization
+    from bayesft_keras.evaluation import engine
+
+    if values is not None:
+        engine._check_values(values)
+    engine._check_positive_int("chips", chips)
+    engine._check_seed(seed)
+    engine._check_threshold(threshold)
+    quantization.validate_bits(bits, "bits")
+    engine._check_positive_int("max_examples", max_examples, allow_none=True)
+    engine._check_positive_int("batch_size", batch_size, allow_none=True)
 
 
 def _as_list(values):

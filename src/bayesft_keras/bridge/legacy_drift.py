@@ -42,16 +42,13 @@ class _DeviceLayer:
 
     def __init__(self, layer, bits, per_channel):
         name, channel_axes = legacy_keras.kernel_attribute(layer)
-        self.name = layer.name
         self.bits = bits
-        self.per_channel = per_channel
         self.kernel = getattr(layer, name)
         self.bias = layer.bias if getattr(layer, "use_bias", False) else None
-        # Quantization does not depend on the chip: done once, as the core's
-        # quantizer does it (same function).
-        channels = tuple(range(-channel_axes, 0))
+        # Quantization does not depend on the chip: done once, by the core's
+        # own quantizer.
         self.clean_kernel = tf.constant(
-            quantization.quantize_weight(tf.convert_to_tensor(self.kernel), bits, channels, per_channel)
+            quantization.quantize_weight(tf.convert_to_tensor(self.kernel), bits, channel_axes, per_channel)
         )
         self.clean_bias = None
         if self.bias is not None:
@@ -87,6 +84,8 @@ class LegacyChipSimulator:
             )
         legacy_keras.check_legacy_model(model, "evaluate_drift_legacy")
         bits = quantization.validate_bits(bits, "bits")
+        if not isinstance(noisy_bias, bool):
+            raise ValueError(f"`noisy_bias` must be a bool. Received: noisy_bias={noisy_bias!r}")
         self.noise = noise_lib.get(noise) or noise_lib.LogNormalDrift()
         self.model, precision = _plain_copy(model)
         self.layers = []
@@ -102,9 +101,9 @@ class LegacyChipSimulator:
         self.bits = self.layers[0].bits
         self.metric_spec = metric
         self.batch_size = engine._check_positive_int("batch_size", batch_size, allow_none=True)
-        self.noisy_bias = bool(noisy_bias)
+        self.noisy_bias = noisy_bias
         self.metric = None
-        self._write_chip = tf.function(self._write_chip_eager)
+        self._write_chip = tf.function(self._write_chip_fn)
         self._forward = tf.function(lambda x: self.model(x, training=False))
 
     # -- data and sweep parameter -------------------------------------------------
@@ -153,7 +152,7 @@ class LegacyChipSimulator:
 
     # -- chips ----------------------------------------------------------------
 
-    def _write_chip_eager(self, seeds, params):
+    def _write_chip_fn(self, seeds, params):
         """Writes one chip's weights: the clean device weights through the noise model.
 
         Args:

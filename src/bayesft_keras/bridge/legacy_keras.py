@@ -37,11 +37,11 @@ def is_device_layer(layer):
 
 
 def kernel_attribute(layer):
-    """The name of the layer's kernel attribute and how many trailing axes index its channels."""
+    """The name of the layer's kernel attribute and the kernel's output-channel axes."""
     if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
         # An output channel is an (input channel, multiplier) pair.
-        return "depthwise_kernel", 2
-    return "kernel", 1
+        return "depthwise_kernel", (-2, -1)
+    return "kernel", (-1,)
 
 
 def check_legacy_model(model, fn):

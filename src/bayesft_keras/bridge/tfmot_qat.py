@@ -32,22 +32,34 @@ from bayesft_keras import quantization  # noqa: E402
 _PACKAGE = "bayesft_keras"
 
 
-def device_fake_quant(w, bits, per_channel=True, channel_axes=1):
-    """The core's device quantization of ``w`` in TensorFlow (straight-through gradient).
+def quantize_weight_tf(w, bits, channel_axes=(-1,), per_channel=True):
+    """`bayesft_keras.quantization.quantize_weight` in plain TensorFlow, for tf_keras graphs.
+
+    The same grid, range, rounding and TF op, and a straight-through gradient.
 
     Args:
         w: a float32 tensor or variable.
-        bits: precision, in [2, 16].
+        bits: precision, an integer in [2, 16].
+        channel_axes: the trailing axes that together index output channels,
+            e.g. ``(-1,)`` for Dense/Conv kernels, ``(-2, -1)`` for depthwise.
         per_channel: one range per output channel (True) or per tensor.
-        channel_axes: how many trailing axes together index output channels.
     """
     # A plain tensor: tf.custom_gradient must not capture variables.
     x = tf.identity(w)
-    if per_channel and len(x.shape) > 0:
-        shape = tf.shape(x)
-        flat = tf.reshape(x, tf.concat([shape[: len(x.shape) - channel_axes], [-1]], 0))
-        return tf.reshape(_straight_through(flat, bits, per_channel=True), shape)
-    return _straight_through(x, bits, per_channel=False)
+    rank = len(x.shape)
+    if not per_channel or rank == 0:
+        return _straight_through(x, bits, per_channel=False)
+    axes = _trailing_axes(channel_axes, rank)
+    shape = tf.shape(x)
+    flat = tf.reshape(x, tf.concat([shape[: rank - len(axes)], [-1]], 0))
+    return tf.reshape(_straight_through(flat, bits, per_channel=True), shape)
+
+
+def _trailing_axes(channel_axes, rank):
+    axes = sorted(int(a) % rank for a in channel_axes)
+    if not axes or axes != list(range(rank - len(axes), rank)):
+        raise ValueError(f"`channel_axes` must be trailing axes. Received: channel_axes={channel_axes!r}")
+    return axes
 
 
 def _straight_through(x, bits, per_channel):
@@ -76,28 +88,31 @@ class DeviceWeightQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
 
     Args:
         bits: precision, an integer in [2, 16].
+        channel_axes: the trailing axes that together index output channels
+            (``(-1,)`` for Dense/Conv kernels, ``(-2, -1)`` for depthwise).
         per_channel: one range per output channel (True) or one per tensor.
-        channel_axes: how many trailing axes together index output channels
-            (1 for Dense/Conv kernels, 2 for depthwise kernels).
     """
 
-    def __init__(self, bits, per_channel=True, channel_axes=1):
+    def __init__(self, bits, channel_axes=(-1,), per_channel=True):
         self.bits = _require_bits(bits)
         if not isinstance(per_channel, bool):
             raise ValueError(f"`per_channel` must be a bool. Received: per_channel={per_channel!r}")
-        if channel_axes not in (1, 2):
-            raise ValueError(f"`channel_axes` must be 1 or 2. Received: channel_axes={channel_axes!r}")
+        self.channel_axes = tuple(int(a) for a in channel_axes)
+        if not self.channel_axes or any(a >= 0 for a in self.channel_axes):
+            raise ValueError(
+                "`channel_axes` must be negative (trailing) axes, e.g. (-1,). "
+                f"Received: channel_axes={channel_axes!r}"
+            )
         self.per_channel = per_channel
-        self.channel_axes = channel_axes
 
     def build(self, tensor_shape, name, layer):
         return {}  # no range variables: the range is max|w| of the current weights
 
     def __call__(self, inputs, training, weights, **kwargs):
-        return device_fake_quant(inputs, self.bits, self.per_channel, self.channel_axes)
+        return quantize_weight_tf(inputs, self.bits, self.channel_axes, self.per_channel)
 
     def get_config(self):
-        return {"bits": self.bits, "per_channel": self.per_channel, "channel_axes": self.channel_axes}
+        return {"bits": self.bits, "channel_axes": list(self.channel_axes), "per_channel": self.per_channel}
 
     def __eq__(self, other):
         return type(self) is type(other) and self.get_config() == other.get_config()
@@ -126,7 +141,7 @@ class DeviceQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
     def _attributes(self, layer):
         kernel, channel_axes = kernel_attribute(layer)
-        pairs = [(kernel, DeviceWeightQuantizer(self.bits, self.per_channel, channel_axes))]
+        pairs = [(kernel, DeviceWeightQuantizer(self.bits, channel_axes, self.per_channel))]
         if getattr(layer, "use_bias", False) and layer.bias is not None:
             # A bias is one crossbar row: one range for the whole vector.
             pairs.append(("bias", DeviceWeightQuantizer(self.bits, per_channel=False)))
