@@ -19,6 +19,7 @@ interrupted trial is run again, finished searches are not repeated.
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import keras
@@ -45,6 +46,7 @@ class MethodResult:
     validation_score: float
     report: object  # DriftReport on the test split
     trials: int
+    timings: dict = dataclasses.field(default_factory=dict)  # trial_id -> seconds per phase
 
 
 @dataclasses.dataclass
@@ -66,7 +68,7 @@ class SearchResult:
                 (
                     name,
                     _mean_at(result.report, sigma),
-                    float(result.report.clean_metric),
+                    float(result.report.clean),
                     result.validation_score,
                     result.trials,
                 )
@@ -201,7 +203,9 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
         tuner = make()
         if verbose:
             print(f"\n== {METHOD_TITLES[method]}: {tuner.oracle.max_trials} trial(s) ==")
-        tuner.search(ds.x_train, ds.y_train, verbose=verbose)
+        # Keras's live progress bar in a terminal, one line per epoch in a log.
+        fit_verbose = verbose if not verbose or sys.stdout.isatty() else 2
+        tuner.search(ds.x_train, ds.y_train, verbose=fit_verbose)
         best_trial = tuner.oracle.get_best_trials(1)[0]
         model = tuner.load_model(best_trial)
         if method == "bayesft":
@@ -225,6 +229,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
             validation_score=float(best_trial.score),
             report=report,
             trials=len(tuner.completed_trials()),
+            timings=dict(tuner.timings),
         )
     plot_reports([r.report for r in results.values()], directory / "reports" / "comparison.png")
     result = SearchResult(config=config, directory=directory, methods=results)

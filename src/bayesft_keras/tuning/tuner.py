@@ -48,7 +48,6 @@ class DriftScoredTuner:
         trials_csv=None,
         **kwargs,
     ):
-        kwargs.setdefault("objective", drift_objective())
         super().__init__(*args, **kwargs)
         self.objective_spec = objective_spec or DriftObjective()
         if validation_data is None:
@@ -57,7 +56,13 @@ class DriftScoredTuner:
         self.method = method
         self.hparams_logger = hparams_logger
         self.trials_csv = Path(trials_csv) if trials_csv else None
-        self.timings = {}  # trial_id -> {"train": s, "score": s, "save": s}
+        # trial_id -> seconds: "train" (build + fit), "score" (drift objective),
+        # "save" (model, report, HParams), "total" (the whole trial, oracle included)
+        self.timings = {}
+
+    def on_trial_begin(self, trial):
+        self._trial_started = time.perf_counter()
+        super().on_trial_begin(trial)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
@@ -89,6 +94,8 @@ class DriftScoredTuner:
         super().on_trial_end(trial)  # the oracle records the trial on disk first
         if self.trials_csv is not None:
             write_trials_csv(self, self.trials_csv)
+        if trial.trial_id in self.timings:
+            self.timings[trial.trial_id]["total"] = time.perf_counter() - self._trial_started
 
     def completed_trials(self):
         return [
@@ -105,7 +112,7 @@ def write_trials_csv(tuner, path):
     if path.exists():
         with open(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("method") != tuner.method]
-    for trial in sorted(tuner.completed_trials(), key=lambda t: t.trial_id):
+    for trial in sorted(tuner.completed_trials(), key=lambda t: int(t.trial_id)):
         row = {"method": tuner.method, "trial": trial.trial_id}
         row.update({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in trial.hyperparameters.values.items()})
         for name, obs in trial.metrics.metrics.items():
