@@ -101,6 +101,7 @@ def test_run_directory_holds_every_trial_report_and_plot(search):
 def test_hparams_event_files_hold_rates_and_metrics(search):
     from tensorboard.backend.event_processing import event_multiplexer
     from tensorboard.plugins.hparams import plugin_data_pb2
+    from tensorboard.util import tensor_util
 
     multiplexer = event_multiplexer.EventMultiplexer()
     multiplexer.AddRunsFromDirectory(str(search.directory / "tb"))
@@ -115,7 +116,7 @@ def test_hparams_event_files_hold_rates_and_metrics(search):
         start = plugin_data_pb2.HParamsPluginData.FromString(next(iter(content.values()))).session_start_info
         assert start.hparams["dropout_fc1"].number_value == pytest.approx(float(rows[run]["dropout_fc1"]), rel=1e-5)
         tensors = multiplexer.Tensors(run, "drift_accuracy")
-        value = float(keras.ops.convert_to_numpy(tensors[0].tensor_proto.float_val[0]))
+        value = float(tensor_util.make_ndarray(tensors[0].tensor_proto))
         assert value == pytest.approx(float(rows[run]["drift_accuracy"]), rel=1e-5)
 
 
@@ -129,7 +130,7 @@ def test_objective_min_clean_accuracy_zeroes_infeasible_models():
     assert ranged.metrics_from_report(report)["drift_accuracy"] == pytest.approx(0.5)
 
 
-def test_oracle_starts_at_the_centre_then_explores():
+def test_oracle_starts_at_the_centre_then_explores(tmp_path):
     hp = keras_tuner.HyperParameters()
     hp.Float("dropout_a", 0.2, 0.8)
     hp.Float("dropout_output", 0.1, 0.5)
@@ -137,7 +138,7 @@ def test_oracle_starts_at_the_centre_then_explores():
         objective=keras_tuner.Objective("drift_accuracy", "max"), max_trials=3, num_initial_points=2,
         hyperparameters=hp, seed=1,
     )
-    oracle._set_project_dir("/tmp/bayesft-oracle-test", "p", overwrite=True)
+    oracle._set_project_dir(str(tmp_path), "p")
     first = oracle.create_trial("t0")
     assert first.hyperparameters.values == {"dropout_a": 0.5, "dropout_output": pytest.approx(0.3)}
     oracle.update_trial(first.trial_id, {"drift_accuracy": 0.5})
