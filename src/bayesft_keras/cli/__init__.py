@@ -9,5 +9,6 @@ from bayesft_keras.cli.app import main
 
 # Importing a command module registers its command.
 from bayesft_keras.cli import info  # noqa: E402,F401
+from bayesft_keras.cli import study  # noqa: E402,F401
 
 __all__ = ["app", "main"]
