@@ -204,12 +204,17 @@ def test_default_grid_changes_one_setting_per_variant():
     assert "variants/baseline/baseline_seed0.json" in paths
 
 
-def test_grid_passes_only_studied_settings():
+def test_grid_settings():
     grid = make_grid("dropout,activation", grid={"dropout": [0.5]}, baseline={"normalization": "layer"})
-    assert grid.baseline.kwargs() == {"dropout": 0.0, "normalization": "layer", "activation": "relu"}
+    assert grid.baseline.kwargs() == {"dropout": 0.0, "normalization": "layer", "depth": 3, "activation": "relu"}
     assert [v.kwargs() for v in grid.variants["dropout"]] == [
-        {"dropout": 0.5, "normalization": "layer", "activation": "relu"}
+        {"dropout": 0.5, "normalization": "layer", "depth": 3, "activation": "relu"}
     ]
+    # A run is the same whichever other components are studied (resume reuses it).
+    assert make_grid("dropout").baseline == make_grid("activation,dropout").baseline
+    assert make_grid("dropout").variants["dropout"] == make_grid(None).variants["dropout"]
+    # Without a depth option the settings have no depth.
+    assert "depth" not in make_grid("dropout", supports_depth=False).baseline.kwargs()
 
 
 def test_depth_is_skipped_or_refused_without_a_depth_option():

@@ -1,5 +1,6 @@
 """`bayesft-keras study`: which network components tolerate weight drift."""
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -65,6 +66,8 @@ def study(
     from bayesft_keras.study import run_study
     from bayesft_keras.study.variants import parse_components
 
+    # One new compiled evaluator per run makes TensorFlow warn about retracing; expected here.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     names = parse_components(components)
     grid = {"dropout": _floats("--dropout-rates", dropout_rates)} if names is None or "dropout" in names else None
     directory = out or Path("runs") / f"study_{dataset}_{arch}"

@@ -104,12 +104,15 @@ def run_study(
 
     Args:
         build_fn: your own network instead of ``arch``: a function called
-            with the variant's settings as keyword arguments, one per studied
-            component (``dropout`` a rate, ``normalization`` a name,
-            ``depth`` an int, ``activation`` a name; plus any ``baseline``
-            override), returning a `keras.Model` for the dataset. A model it
-            returns compiled is trained as compiled; otherwise Adam with a
-            one-cycle schedule (peak ``learning_rate``, default 1e-3).
+            with the variant's settings as keyword arguments (``dropout`` a
+            rate, ``normalization`` a name, ``depth`` an int, ``activation``
+            a name; those it accepts, and it must accept those of the studied
+            components; unchanged ones get the baseline's value), returning
+            a `keras.Model` for the dataset. A model it returns compiled is
+            trained as compiled; otherwise Adam with a one-cycle schedule
+            (peak ``learning_rate``, default 1e-3). Finished runs are matched
+            by name and settings: use a new ``out`` after changing the
+            function.
         arch: an architecture of `bayesft_keras.architectures` (default
             "mlp"). The dropout rate applies to every dropout site but the
             one after the output layer; depth applies to mlp only (for other
@@ -337,30 +340,42 @@ class _FunctionBuilder:
         self.name = getattr(build_fn, "__name__", type(build_fn).__name__)
         self.recipe = CUSTOM_RECIPE
 
-    def check(self, grid):
-        """The function must accept every setting it will receive as a keyword."""
+    def _accepted(self):
+        """The settings the function takes as keywords; None when it takes any (``**kwargs``)."""
         try:
             parameters = inspect.signature(self.build_fn).parameters.values()
-        except (TypeError, ValueError):  # builtins without a signature: find out when called
-            return
+        except (TypeError, ValueError):  # no signature to read: pass every setting
+            return None
         if any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return None
+        return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    def check(self, grid):
+        """The function must accept the setting of every studied component."""
+        accepted = self._accepted()
+        if accepted is None:
             return
-        accepted = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        missing = [key for key in grid.baseline.kwargs() if key not in accepted]
+        missing = [c for c in grid.components if c not in accepted]
         if missing:
             raise ValueError(
                 f"`build_fn` {self.name!r} must accept the keyword argument(s) {missing} "
                 f"(the settings of the studied components); it accepts {sorted(accepted)}."
             )
 
+    def arguments(self, variant):
+        """The variant's settings that the function accepts (all with ``**kwargs``)."""
+        accepted = self._accepted()
+        return {k: v for k, v in variant.kwargs().items() if accepted is None or k in accepted}
+
     def build(self, variant):
         import keras
 
-        model = self.build_fn(**variant.kwargs())
+        arguments = self.arguments(variant)
+        model = self.build_fn(**arguments)
         if not isinstance(model, keras.Model):
             raise ValueError(
                 f"`build_fn` must return a keras.Model. It returned {type(model).__name__} "
-                f"for {variant.kwargs()}."
+                f"for {arguments}."
             )
         return model
 
@@ -463,7 +478,10 @@ def _setup_sentence(builder, ds, config, seeds, noise):
     from bayesft_keras import noise as noise_lib
 
     sigmas = config["sigmas"]
-    noise_text = repr(noise or noise_lib.LogNormalDrift())
+    if noise is None or isinstance(noise, noise_lib.LogNormalDrift):
+        noise_text = "log-normal drift: w' = w·exp(θ), θ ~ N(0, σ²)"
+    else:
+        noise_text = f"{type(noise).__name__}, sweeping its σ"
     recipe = f"Adam, one-cycle peak learning rate {config['learning_rate']:g}"
     if config["clipvalue"]:
         recipe += f", clipvalue {config['clipvalue']:g}"
@@ -479,7 +497,7 @@ def _setup_sentence(builder, ds, config, seeds, noise):
         f"{config['epochs']} epochs ({recipe}; batch {config['batch_size']}) on "
         f"{config['train_examples']} training images of {ds.name}, then scored on its "
         f"{config['test_examples']} test images on {config['chips']} simulated chips per σ "
-        f"({noise_text}: w' = w·exp(θ), θ ~ N(0, σ²)), σ = {', '.join(f'{s:g}' for s in sigmas)}."
+        f"({noise_text}), σ = {', '.join(f'{s:g}' for s in sigmas)}."
         + sites
         + (f" Device precision: {config['bits']} bits." if config["bits"] else "")
     )

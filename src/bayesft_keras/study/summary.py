@@ -381,7 +381,7 @@ def summary_markdown(results, context, skipped=None):
         lines += [
             f"## {result.component.capitalize()}: {result.verdict}",
             "",
-            f"Baseline: {result.baseline.label}.",
+            f"Baseline: {result.baseline.label.removesuffix(' (baseline)')}.",
             "",
         ]
         lines += [f"- {c.statement()}" for c in result.comparisons]

@@ -41,8 +41,8 @@ class Variant:
     Attributes:
         component: the component it varies, or "baseline" for the shared baseline.
         value: the component's value (the baseline's: None).
-        settings: ``((setting, value), ...)``: every setting the build
-            function receives, the baseline's with this variant's change.
+        settings: ``((setting, value), ...)``: every setting of the
+            network, the baseline's with this variant's change.
     """
 
     component: str
@@ -72,7 +72,7 @@ class Variant:
         return value_label(self.component, self.value)
 
     def kwargs(self):
-        """The settings as a dict, as passed to the build function."""
+        """The settings as a dict."""
         return dict(self.settings)
 
     def path(self, seed):
@@ -219,8 +219,9 @@ def make_grid(components=None, grid=None, baseline=None, supports_depth=True, ar
             f"(studied: {list(chosen)})."
         )
 
-    # The build function receives the studied settings and any baseline override.
-    keys = [c for c in COMPONENTS if c in chosen or c in baseline]
+    # Every variant carries all the settings (the baseline's where unchanged),
+    # so a run's identity does not depend on which other components are studied.
+    keys = [c for c in COMPONENTS if supports_depth or c != "depth"]
     base_settings = tuple((k, baseline_values[k]) for k in keys)
     base = Variant(BASELINE_NAME, None, base_settings)
     variants = {}
