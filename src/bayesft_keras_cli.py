@@ -23,10 +23,22 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
+def _probe_devices():
+    """Lets TensorFlow probe its devices now: its CUDA probe logs natively on first use."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
 def main():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _native_stderr_silenced():
         import bayesft_keras  # noqa: F401  (imports Keras and its backend)
+
+        _probe_devices()
     from bayesft_keras.cli import main as cli_main
 
     cli_main()

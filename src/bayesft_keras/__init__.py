@@ -1,6 +1,7 @@
 """bayesft-keras: ReRAM drift simulation and BayesFT dropout search for Keras 3."""
 
 from bayesft_keras import architectures
+from bayesft_keras import evaluation
 from bayesft_keras import layers
 from bayesft_keras import noise
 from bayesft_keras import quantization
@@ -15,6 +16,8 @@ from bayesft_keras.convert import convert
 from bayesft_keras.convert import to_keras
 from bayesft_keras.hypermodel import BayesFTHyperModel
 from bayesft_keras.hypermodel import NoiseInjectionHyperModel
+from bayesft_keras.evaluation import DriftReport
+from bayesft_keras.evaluation import evaluate_drift
 from bayesft_keras.layers import ReRAMConv1D
 from bayesft_keras.layers import ReRAMConv2D
 from bayesft_keras.layers import ReRAMDense

@@ -1,4 +1,5 @@
 import functools
+import os
 import sys
 
 import typer
@@ -28,13 +29,18 @@ def fail(message):
 
 
 def user_errors(fn):
-    """Turns input errors raised inside a command into one line and exit code 2."""
+    """Turns input errors raised inside a command into one line and exit code 2.
+
+    Set BAYESFT_KERAS_DEBUG=1 to get the traceback instead.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (UsageError, ValueError, FileNotFoundError) as e:
+            if os.environ.get("BAYESFT_KERAS_DEBUG"):
+                raise
             fail(" ".join(str(e).split()))
 
     return wrapper

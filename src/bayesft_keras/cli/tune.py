@@ -83,12 +83,10 @@ def tune(
 
 
 def _check_names(config):
+    """Fails fast, before any data is read, on names that cannot work."""
     from bayesft_keras import architectures
-    from bayesft_keras import data
 
-    if config.arch not in architectures.available():
-        raise ValueError(f"Unknown architecture {config.arch!r}; valid: {', '.join(architectures.available())}")
-    data.check_name(config.dataset)
+    architectures.get(config.arch)  # raises, listing the valid names
 
 
 def _print_result(result):

@@ -19,6 +19,7 @@ interrupted trial is run again, finished searches are not repeated.
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import keras
@@ -201,7 +202,9 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
         tuner = make()
         if verbose:
             print(f"\n== {METHOD_TITLES[method]}: {tuner.oracle.max_trials} trial(s) ==")
-        tuner.search(ds.x_train, ds.y_train, verbose=verbose)
+        # Keras's live progress bar in a terminal, one line per epoch in a log.
+        fit_verbose = verbose if not verbose or sys.stdout.isatty() else 2
+        tuner.search(ds.x_train, ds.y_train, verbose=fit_verbose)
         best_trial = tuner.oracle.get_best_trials(1)[0]
         model = tuner.load_model(best_trial)
         if method == "bayesft":
@@ -246,11 +249,12 @@ def _zoo_hypermodel(config, ds, noise_injection=False):
         granularity=config.granularity,
         rate_range=tuple(config.rate_range),
         output_rate_range=tuple(config.output_rate_range),
-        learning_rate=config.learning_rate,
+        # Unset recipe values take the architecture's (paper) recipe.
+        learning_rate=config.learning_rate or "preset",
+        clipvalue=config.clipvalue or "preset",
+        weight_decay=config.weight_decay or "preset",
         epochs=config.epochs,
         batch_size=config.batch_size,
-        clipvalue=config.clipvalue,
-        weight_decay=config.weight_decay,
         width=config.width,
         normalization=config.normalization,
         activation=config.activation,

@@ -1,0 +1,114 @@
+"""Evaluating a saved model file: the entry point of `bayesft-keras evaluate`.
+
+`load_model_file` is the single place that turns a path into a Keras 3 model;
+other formats (e.g. tf_keras h5 / SavedModel) plug in there.
+"""
+
+import os
+import zipfile
+
+import numpy as np
+
+
+def load_model_file(path):
+    """Loads a Keras 3 model file (``.keras``), plain or with ReRAM layers.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a loadable Keras model file.
+    """
+    import keras
+
+    import bayesft_keras  # noqa: F401  (registers the ReRAM layers and noise models)
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model file not found: {path}")
+    if os.path.isdir(path) or not path.endswith(".keras"):
+        raise ValueError(
+            f"{path} is not a Keras model file: expected a `.keras` file saved with "
+            "`model.save(...)`."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a Keras model file: a `.keras` file is a zip archive written "
+            "by `model.save(...)`."
+        )
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001  (a user's file can fail in any way)
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"Cannot load {path} as a Keras model: {reason}") from None
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a Keras model.")
+    return model
+
+
+def load_data_for(model, dataset="digits", split="test", data_seed=0, max_examples=None):
+    """Loads ``dataset`` and fits its ``split`` to ``model``'s input shape.
+
+    Images are resized / re-channelled to an image input (H, W, C); a flat
+    input (features,) takes the flattened images if the sizes agree.
+
+    Returns:
+        ``(x, y)`` NumPy arrays.
+    """
+    from bayesft_keras import data as data_lib
+
+    if split not in ("test", "val"):
+        raise ValueError(f"`split` must be 'test' or 'val'. Received: split={split!r}")
+    input_shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if input_shape is None or any(d is None for d in input_shape):
+        raise ValueError(
+            f"Model {model.name!r} needs one input of fixed shape to load a dataset for it; "
+            f"its input shape is {model.input_shape}."
+        )
+    ds = data_lib.load(dataset, seed=data_seed)
+    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
+    if max_examples is not None:
+        x, y = x[:max_examples], y[:max_examples]
+    if len(input_shape) == 3:
+        x = data_lib.fit_images(x, input_shape)
+    elif len(input_shape) == 1 and int(np.prod(x.shape[1:])) == input_shape[0]:
+        x = x.reshape(len(x), -1)
+    else:
+        raise ValueError(
+            f"Images of shape {tuple(x.shape[1:])} from {dataset!r} do not match the model's "
+            f"input shape {input_shape}."
+        )
+    return x, y
+
+
+def evaluate_file(
+    path, dataset="digits", split="test", data_seed=0, max_examples=None, name=None, **kwargs
+):
+    """Evaluates the model saved at ``path`` on a named dataset under drift.
+
+    Args:
+        path: a ``.keras`` model file (plain Keras or with ReRAM layers).
+        dataset: a `bayesft_keras.data.load` name.
+        split: "test" or "val".
+        data_seed: the dataset's split seed (use the one the model was trained with).
+        max_examples: evaluate on at most this many examples.
+        name: the model's label (default: the file name without extension).
+        **kwargs: passed to `evaluate_drift` (sigmas, chips, seed, metric, ...).
+
+    Returns:
+        A `DriftReport`.
+    """
+    from bayesft_keras.evaluation import engine
+
+    # Options that need no model are checked before the (slow) model load.
+    if "chips" in kwargs:
+        engine._check_positive_int("chips", kwargs["chips"])
+    if "seed" in kwargs:
+        engine._check_seed(kwargs["seed"])
+    if kwargs.get("values") is not None:
+        engine._check_values(kwargs["values"])
+    if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1):
+        raise ValueError(f"`max_examples` must be an integer >= 1. Received: max_examples={max_examples!r}")
+    model = load_model_file(path)
+    x, y = load_data_for(model, dataset, split, data_seed, max_examples)
+    if name is None:
+        name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    return engine.evaluate_drift(model, (x, y), name=name, dataset=f"{dataset}/{split}", **kwargs)

@@ -1,0 +1,88 @@
+"""PNG plots of drift reports: metric against the swept value, several models on one plot."""
+
+import os
+
+_PARAM_LABELS = {"sigma": "drift σ (w' = w·exp(θ), θ ~ N(0, σ²))"}
+
+
+def plot_reports(reports, path, labels=None, title=None):
+    """Writes a PNG comparing drift reports: mean metric with its p5–p95 band.
+
+    Each report is drawn as its mean across chips against the swept value,
+    with the band between the 5th and 95th percentile of chips and its clean
+    (noise-off) metric as a dotted line; a report's yield threshold, if set,
+    is drawn in grey.
+
+    Args:
+        reports: a `DriftReport` or a list of them, sweeping the same
+            parameter with the same metric.
+        path: the PNG file to write (folders are created).
+        labels: one legend label per report (default: model names, made
+            unique).
+        title: the plot title.
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from bayesft_keras.evaluation.report import DriftReport
+
+    if isinstance(reports, DriftReport):
+        reports = [reports]
+    reports = list(reports)
+    if not reports or not all(isinstance(r, DriftReport) for r in reports):
+        raise ValueError(f"`reports` must be one or more DriftReport. Received: {reports!r}")
+    for attribute in ("param", "metric"):
+        found = sorted({getattr(r, attribute) for r in reports})
+        if len(found) > 1:
+            raise ValueError(
+                f"Reports on one plot must share their {attribute}; received {found}."
+            )
+    labels = _labels(reports, labels)
+
+    # The object-oriented API with an Agg canvas: no pyplot, no global backend change.
+    figure = Figure(figsize=(7, 4.5), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    colors = [f"C{i % 10}" for i in range(len(reports))]
+    thresholds = set()
+    for report, label, color in zip(reports, labels, colors):
+        axes.fill_between(
+            report.values, report.percentile(5), report.percentile(95), color=color, alpha=0.2, linewidth=0
+        )
+        axes.plot(report.values, report.mean(), color=color, marker="o", markersize=3,
+                  label=f"{label} (mean, p5–p95 of {report.chips} chips)")
+        axes.axhline(report.clean, color=color, linestyle=":", linewidth=1)
+        if report.threshold is not None:
+            thresholds.add(report.threshold)
+    for threshold in sorted(thresholds):
+        axes.axhline(threshold, color="0.4", linestyle="--", linewidth=1, label=f"yield threshold {threshold:g}")
+    param = reports[0].param
+    axes.set_xlabel(_PARAM_LABELS.get(param, param))
+    axes.set_ylabel(reports[0].metric)
+    axes.set_title(title or f"{reports[0].metric} under device noise (dotted: noise off)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    path = os.fspath(path)
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+def _labels(reports, labels):
+    if labels is not None:
+        labels = [str(label) for label in labels]
+        if len(labels) != len(reports):
+            raise ValueError(
+                f"`labels` must have one entry per report ({len(reports)}). Received: {labels!r}"
+            )
+        return labels
+    names = [r.model_name for r in reports]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{name} #{i + 1}" for i, name in enumerate(names)]
