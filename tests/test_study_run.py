@@ -189,7 +189,7 @@ def test_bad_input(kwargs, message, tmp_path):
         (["--components", "dropout,size"], "Unknown component(s) ['size']"),
         (["--seeds", "0"], "`seeds` must be >= 1"),
         (["--sigmas", "1.5:0:0.25"], "need start <= stop and step > 0"),
-        (["--sigmas", "a,b"], "--sigmas must be a comma-separated list of numbers"),
+        (["--sigmas", "a,b"], "--sigmas must be start:stop:step or a comma-separated list"),
         (["--sigmas", "0,-1"], "`sigmas` must be one or more non-negative"),
         (["--arch", "lenet5", "--components", "depth"], "depth component is not applicable"),
     ],

@@ -95,11 +95,13 @@ def test_k_sets_the_threshold():
 
 def test_component_verdicts():
     dropout, normalization, activation = _results()
-    assert dropout.verdict.startswith("helps")
-    assert normalization.verdict.startswith("hurts")
+    assert dropout.verdict == "dropout 0.5 helps at some σ"
+    assert normalization.verdict == "batch norm hurts at some σ"
     assert activation.verdict == "no significant difference at any σ"
-    both = summary_lib.component_verdict(dropout.comparisons + normalization.comparisons)
-    assert both.startswith("mixed")
+    both = summary_lib.component_verdict(
+        dropout.comparisons + normalization.comparisons + dropout.comparisons
+    )
+    assert both == "dropout 0.5, dropout 0.5 help at some σ; batch norm hurts at some σ"
 
 
 def test_one_seed_uses_the_chip_sampling_error():
@@ -175,6 +177,9 @@ def test_markdown_table_and_summary():
         for comparison in result.comparisons:
             assert f"- {comparison.statement()}" in text
     assert "## Depth: skipped" in text
+    # 3 variants x 4 sigmas, 5 significant; 12 * P(|Z| > 2) = 0.55 expected by chance.
+    assert "5 of 12 comparisons (variant × σ) are significant; if no variant differed from the " \
+        "baseline, about 0.5 would be by chance at k = 2" in text
 
 
 def test_table_shows_at_most_seven_sigmas():

@@ -22,24 +22,6 @@ def _floats(option, text):
     return values
 
 
-def _sigmas(text):
-    """``"start:stop:step"`` (stop included) or ``"a,b,c"`` -> list of floats."""
-    import numpy as np
-
-    if ":" not in text:
-        return _floats("--sigmas", text)
-    try:
-        start, stop, step = (float(v) for v in text.split(":"))
-    except ValueError:
-        raise UsageError(
-            f"--sigmas must be start:stop:step or a comma-separated list of numbers. Received: {text!r}"
-        ) from None
-    if not step > 0 or not stop >= start:
-        raise UsageError(f"--sigmas {text!r}: need start <= stop and step > 0 in start:stop:step.")
-    count = int(np.floor((stop - start) / step + 1e-6)) + 1
-    return np.round(start + step * np.arange(count), 10).tolist()
-
-
 @app.command()
 @user_errors
 def study(
@@ -52,7 +34,7 @@ def study(
     sigmas: str = typer.Option("0:1.5:0.25", help="Drift sigmas: start:stop:step (stop included) or a comma list."),
     chips: int = typer.Option(10, help="Simulated chips per sigma and run."),
     epochs: int = typer.Option(10, help="Training epochs per run."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Training batch size."),
+    batch_size: int = typer.Option(128, "--batch-size", help="Training batch size."),
     learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the architecture's recipe)."),
     width: float = typer.Option(1.0, help="Width multiplier of the architecture."),
     bits: Optional[int] = typer.Option(None, help="Device weight precision in bits (2-16) for the evaluation."),
@@ -63,6 +45,7 @@ def study(
     quiet: bool = typer.Option(False, help="No progress bar; only the summary."),
 ):
     """Train network variants (dropout, normalization, depth, activation) and compare their drift tolerance."""
+    from bayesft_keras.cli.evaluate import parse_values
     from bayesft_keras.study import run_study
     from bayesft_keras.study.variants import parse_components
 
@@ -73,7 +56,7 @@ def study(
     directory = out or Path("runs") / f"study_{dataset}_{arch}"
     try:
         result = run_study(
-            arch=arch, dataset=dataset, components=names, seeds=seeds, sigmas=_sigmas(sigmas),
+            arch=arch, dataset=dataset, components=names, seeds=seeds, sigmas=parse_values(sigmas),
             chips=chips, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             width=width, bits=bits, grid=grid, k=k, out=directory, data_dir=data_dir,
             verbose=0 if quiet else 1,
@@ -88,6 +71,7 @@ def study(
 
 
 def _print_result(result):
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -97,28 +81,32 @@ def _print_result(result):
     console = Console()
     first = result.components[0].baseline
     columns = table_indices(first.sigmas)
-    spread = "seeds" if first.num_seeds > 1 else "chips"
-    table = Table(title=f"Accuracy under drift: mean ± std over {spread} (▲/▼: significant vs baseline)")
-    table.add_column("component")
+    k = result.components[0].comparisons[0].k
+    table = Table(
+        title=f"Mean accuracy under drift over {first.num_seeds} seed(s)",
+        caption=f"▲/▼: above/below the baseline by more than {k:g} standard errors; "
+        f"± std in {result.files['table']}",
+        box=box.SIMPLE_HEAD, pad_edge=False,
+    )
     table.add_column("variant")
     for i in columns:
         table.add_column(f"σ={first.sigmas[i]:g}", justify="right")
     for component in result.components:
+        table.add_row(f"[bold]{component.component}[/bold]")
         for stats, comparison in component.rows():
-            mean, std = stats.mean(), stats.std()
-            cells = [
-                f"{mean[i]:.3f}±{std[i]:.3f}" + (MARKERS[comparison.verdicts[i]] if comparison else "")
-                for i in columns
-            ]
-            table.add_row(component.component, stats.label, *cells)
-        table.add_section()
+            label = "baseline" if comparison is None else stats.label
+            mean = stats.mean()
+            verdicts = comparison.verdicts if comparison else [None] * len(mean)
+            # A blank where there is no marker keeps the numbers aligned.
+            cells = [f"{mean[i]:.3f}{MARKERS.get(verdicts[i], '').strip() or ' '}" for i in columns]
+            table.add_row(f"  {label}", *cells)
     console.print(table)
     for component in result.components:
-        console.print(f"[bold]{component.component}[/bold]: {component.verdict}")
+        console.print(f"[bold]{component.component}[/bold]: {component.verdict}", highlight=False)
         for comparison in component.comparisons:
             console.print(f"  {comparison.statement()}", highlight=False)
     for component, reason in result.skipped.items():
-        console.print(f"[bold]{component}[/bold]: skipped ({reason})")
+        console.print(f"[bold]{component}[/bold]: skipped ({reason})", highlight=False)
     console.print(
         f"{result.trained} runs trained, {result.reused} reused, {result.seconds:.0f} s. "
         f"Summary: {result.files['summary']}; table: {result.files['table']}; "

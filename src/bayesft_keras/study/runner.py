@@ -27,7 +27,7 @@ DEFAULT_SIGMAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 DEFAULT_CHIPS = 10
 DEFAULT_SEEDS = 3
 DEFAULT_EPOCHS = 10
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 128
 DEFAULT_K = 2.0
 
 RECORD_FORMAT = "bayesft-keras/study-run"
@@ -130,7 +130,7 @@ def run_study(
             0, 0.25, ..., 1.5.
         chips: simulated chips per σ and run (default 10).
         epochs: training epochs per run (default 10).
-        batch_size: training batch size (default 64).
+        batch_size: training batch size (default 128).
         learning_rate: peak learning rate; None for the recipe's.
         width: width multiplier of ``arch``.
         noise: the device noise model (a `DeviceNoise` with a sigma

@@ -19,6 +19,7 @@ there is *no significant difference*.
 import csv
 import dataclasses
 import io
+import math
 
 import numpy as np
 
@@ -239,16 +240,30 @@ def sigma_ranges(sigmas, indices):
 
 
 def component_verdict(comparisons):
-    """One phrase for a component from its variants' verdicts at all sigmas."""
-    helps = any(HELPS in c.verdicts for c in comparisons)
-    hurts = any(HURTS in c.verdicts for c in comparisons)
-    if helps and hurts:
-        return "mixed: some variants or sigmas help, others hurt"
-    if helps:
-        return "helps (no variant hurts at any σ)"
-    if hurts:
-        return "hurts (no variant helps at any σ)"
-    return "no significant difference at any σ"
+    """One phrase for a component: which variants help or hurt at some sigma.
+
+    E.g. "dropout 0.5 helps at some σ; dropout 0.8 hurts at some σ", or "no
+    significant difference at any σ".
+    """
+    parts = []
+    for verdict, plural in ((HELPS, "help"), (HURTS, "hurt")):
+        names = [c.variant.label for c in comparisons if verdict in c.verdicts]
+        if names:
+            parts.append(f"{', '.join(names)} {verdict if len(names) == 1 else plural} at some σ")
+    return "; ".join(parts) if parts else f"{NOT_SIGNIFICANT} at any σ"
+
+
+def chance_note(comparisons):
+    """How many (variant, sigma) comparisons are significant, and how many would be by chance alone."""
+    total = sum(len(c.verdicts) for c in comparisons)
+    flagged = sum(v != NOT_SIGNIFICANT for c in comparisons for v in c.verdicts)
+    k = comparisons[0].k if comparisons else 2.0
+    expected = total * math.erfc(k / math.sqrt(2))
+    return (
+        f"{flagged} of {total} comparisons (variant × σ) are significant; if no variant differed "
+        f"from the baseline, about {expected:.1f} would be by chance at k = {k:g} (normal "
+        "approximation; more with few seeds), so read a verdict at an isolated σ with care."
+    )
 
 
 @dataclasses.dataclass
@@ -375,6 +390,8 @@ def summary_markdown(results, context, skipped=None):
             f"the baseline's by more than k = {k:g} standard errors of the difference, "
             f"sqrt(se_variant² + se_baseline²); the standard error of a mean is {spread}. "
             "Differences are in accuracy (fraction), shown as difference ± standard error.",
+            "",
+            chance_note([c for r in results for c in r.comparisons]),
             "",
         ]
     for result in results:
