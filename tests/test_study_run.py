@@ -102,7 +102,10 @@ def test_summary_claims_follow_the_table(small_study):
             verdicts = []
             for row in mine:
                 diff, se = float(row["diff"]), float(row["diff_se"])
-                expected = "helps" if diff > 2 * se else "hurts" if diff < -2 * se else "no significant difference"
+                expected = (
+                    "not judged" if se == 0 else "helps" if diff > 2 * se
+                    else "hurts" if diff < -2 * se else "no significant difference"
+                )
                 assert row["verdict"] == expected
                 verdicts.append(expected)
             for verdict in ("helps", "hurts"):
@@ -132,8 +135,12 @@ def test_resume_trains_only_missing_runs(small_study):
         r for r in csv_before if r["component"] == "dropout"
     ]
 
+    # Other settings on the same folder: refused before anything is trained or written.
+    study_json = (out / "study.json").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match=r"made with other settings \(epochs: 2 there, 3 now\)"):
-        run_study(out=str(out), verbose=0, **dict(SMALL, epochs=3))
+        run_study(out=str(out), verbose=0, **dict(SMALL, epochs=3, grid={"dropout": [0.5], "activation": ["elu"]}))
+    assert (out / "study.json").read_text(encoding="utf-8") == study_json
+    assert not (out / "variants" / "activation" / "elu_seed0.json").exists()
 
 
 def test_build_fn(tmp_path):

@@ -121,6 +121,24 @@ def test_one_seed_uses_the_chip_sampling_error():
     assert Comparison.of(var, base, k=3.5).verdicts == ("no significant difference",)
 
 
+def test_no_spread_is_not_judged():
+    # One seed at sigma 0: every chip is the clean model, so no spread is measured.
+    sigmas = np.array([0.0, 1.0])
+    base = VariantStats.from_runs([Run("baseline", "baseline", "baseline", 0, sigmas,
+                                       np.array([[0.9, 0.9, 0.9], [0.5, 0.6, 0.7]]), 0.9)])
+    var = VariantStats.from_runs([Run("dropout", "rate_0.5", "dropout 0.5", 0, sigmas,
+                                      np.array([[0.8, 0.8, 0.8], [0.6, 0.6, 0.6]]), 0.8)])
+    comparison = Comparison.of(var, base, k=2.0)
+    assert comparison.verdicts == ("not judged", "no significant difference")
+    assert comparison.statement() == (
+        "dropout 0.5 no significant difference at σ = 1; "
+        "not judged at σ = 0 (difference -0.100 at σ = 0, no spread measured to judge it by)."
+    )
+    result = summary_lib.ComponentResult("dropout", base, [var], [comparison])
+    assert result.verdict == "no significant difference at any σ"
+    assert summary_lib.chance_note([comparison]).startswith("0 of 1 comparisons")
+
+
 def test_seeds_that_agree_by_chance_keep_the_chip_error():
     # Two seeds with identical chip means but spread chips: the seed spread is
     # 0, the standard error is the chip-sampling error.

@@ -40,6 +40,9 @@ def study(
     bits: Optional[int] = typer.Option(None, help="Device weight precision in bits (2-16) for the evaluation."),
     dropout_rates: str = typer.Option("0.2,0.5,0.8", "--dropout-rates", help="Dropout rates compared with no dropout."),
     k: float = typer.Option(2.0, help="A difference is significant beyond k standard errors."),
+    input_shape: Optional[str] = typer.Option(
+        None, "--input-shape", help="Resize the images to H,W,C first, e.g. 28,28,1 for lenet5 on digits."
+    ),
     out: Optional[Path] = typer.Option(None, help="Study folder (default runs/study_<dataset>_<arch>); reuse it to resume."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="tfds data directory."),
     quiet: bool = typer.Option(False, help="No progress bar; only the summary."),
@@ -53,12 +56,18 @@ def study(
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     names = parse_components(components)
     grid = {"dropout": _floats("--dropout-rates", dropout_rates)} if names is None or "dropout" in names else None
+    shape = None
+    if input_shape is not None:
+        try:
+            shape = tuple(int(v) for v in input_shape.split(","))
+        except ValueError:
+            raise UsageError(f"--input-shape must be H,W,C (e.g. 28,28,1). Received: {input_shape!r}") from None
     directory = out or Path("runs") / f"study_{dataset}_{arch}"
     try:
         result = run_study(
             arch=arch, dataset=dataset, components=names, seeds=seeds, sigmas=parse_values(sigmas),
             chips=chips, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            width=width, bits=bits, grid=grid, k=k, out=directory, data_dir=data_dir,
+            width=width, bits=bits, grid=grid, k=k, out=directory, input_shape=shape, data_dir=data_dir,
             verbose=0 if quiet else 1,
         )
     except KeyboardInterrupt:

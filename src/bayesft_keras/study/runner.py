@@ -87,6 +87,7 @@ def run_study(
     baseline=None,
     k=DEFAULT_K,
     out="study",
+    input_shape=None,
     data_dir=None,
     verbose=1,
 ):
@@ -143,6 +144,9 @@ def run_study(
         baseline: ``{setting: value}`` overriding the baseline's values.
         k: how many standard errors make a difference significant (default 2).
         out: the study folder; reuse it to resume.
+        input_shape: (height, width, channels) a named dataset's images are
+            resized to, e.g. (28, 28, 1) for lenet5 on the 8x8 digits; None
+            keeps their own.
         data_dir: tfds data directory for named tfds datasets.
         verbose: 0 silent, 1 a progress bar over runs (with the current
             run's epochs and chips).
@@ -173,7 +177,7 @@ def run_study(
         raise ValueError(f"`out` must be a folder path. Received: out={out!r}")
     directory = os.fspath(out)
 
-    ds = _load_dataset(dataset, data_dir)
+    ds = _load_dataset(dataset, data_dir, input_shape)
     if build_fn is not None:
         if arch is not None:
             raise ValueError(
@@ -189,6 +193,7 @@ def run_study(
     config = {
         "network": builder.name,
         "dataset": ds.name,
+        "input_shape": [int(d) for d in ds.input_shape],
         "train_examples": int(len(ds.x_train)),
         "test_examples": int(len(ds.x_test)),
         "sigmas": list(sigmas),
@@ -204,6 +209,10 @@ def run_study(
     }
     variants = study_grid.all_variants()
     jobs = [(v, s) for v in variants for s in seeds]
+    # Finished runs, checked against these settings before anything is trained.
+    records = {
+        (v, s): _load_record(os.path.join(directory, v.path(s)), v, s, config) for v, s in jobs
+    }
     _write_json(os.path.join(directory, "study.json"), {
         "config": config,
         "components": list(study_grid.components),
@@ -214,20 +223,19 @@ def run_study(
         "k": float(k),
     })
 
-    records = {}
-    trained = reused = 0
+    reused = sum(r is not None for r in records.values())
+    trained = 0
     with _Progress(verbose, len(jobs), f"{builder.name} on {ds.name}") as progress:
+        progress.skip(reused)
         for variant, seed in jobs:
-            path = os.path.join(directory, variant.path(seed))
-            record = _load_record(path, variant, seed, config)
-            if record is None:
-                progress.start_run(f"{variant.component}: {variant.label} · seed {seed}", epochs)
-                record = _run(builder, variant, seed, ds, config, noise, bits, progress)
-                _write_json(path, record)
-                trained += 1
-            else:
-                reused += 1
+            if records[variant, seed] is not None:
+                continue
+            progress.start_run(f"{variant.component}: {variant.label} · seed {seed}", epochs)
+            record = _run(builder, variant, seed, ds, config, noise, bits, progress)
+            # Stored as soon as it is done: an interrupted study resumes after it.
+            _write_json(os.path.join(directory, variant.path(seed)), record)
             records[variant, seed] = record
+            trained += 1
             progress.finish_run()
 
     stats = {BASELINE_NAME: _stats(study_grid.baseline, seeds, records)}
@@ -503,17 +511,17 @@ def _setup_sentence(builder, ds, config, seeds, noise):
     )
 
 
-def _load_dataset(dataset, data_dir):
+def _load_dataset(dataset, data_dir, input_shape):
     from bayesft_keras import data
 
     if isinstance(dataset, data.Dataset):
-        return dataset
+        return dataset if input_shape is None else dataset.fit_to(tuple(input_shape))
     if not isinstance(dataset, str):
         raise ValueError(
             f"`dataset` must be a dataset name (e.g. 'digits') or a bayesft_keras.data.Dataset. "
             f"Received: dataset={dataset!r}"
         )
-    return data.load(dataset, data_dir=data_dir)
+    return data.load(dataset, data_dir=data_dir, input_shape=input_shape)
 
 
 def _check_noise(noise):
@@ -612,6 +620,11 @@ class _Progress:
         if self._bar is None:
             return False
         return lambda done, total: self._bar.update(self._current, completed=done, total=total)
+
+    def skip(self, count):
+        """Counts ``count`` finished runs found in the folder as done."""
+        if self._bar is not None and count:
+            self._bar.advance(self._study, count)
 
     def finish_run(self):
         if self._bar is not None:

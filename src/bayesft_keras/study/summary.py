@@ -13,7 +13,8 @@ every sigma. Per variant and sigma:
 A variant is compared to the baseline at each sigma by the difference of means
 ``d`` and its standard error ``se = sqrt(se_variant**2 + se_baseline**2)``: it
 *helps* where ``d > k * se``, *hurts* where ``d < -k * se``, and otherwise
-there is *no significant difference*.
+there is *no significant difference*. Where ``se`` is 0 (one seed, and all
+chips alike, as at sigma 0) the difference is *not judged*.
 """
 
 import csv
@@ -27,10 +28,13 @@ from bayesft_keras.study.variants import BASELINE_NAME
 from bayesft_keras.study.variants import PAPER_FINDINGS
 
 HELPS, HURTS, NOT_SIGNIFICANT = "helps", "hurts", "no significant difference"
+# Where the difference has no measured spread (one seed, and every chip alike,
+# as at σ = 0): nothing to judge it against.
+NOT_JUDGED = "not judged"
 # At most this many sigmas go into the markdown table (all are in the CSV).
 TABLE_COLUMNS = 7
 # Table markers of a significant difference from the baseline.
-MARKERS = {HELPS: " ▲", HURTS: " ▼", NOT_SIGNIFICANT: ""}
+MARKERS = {HELPS: " ▲", HURTS: " ▼", NOT_SIGNIFICANT: "", NOT_JUDGED: ""}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +106,8 @@ class VariantStats:
                 )
         metrics = np.stack([r.chip_metrics for r in runs])  # (S, V, C)
         chips = metrics.shape[2]
+        # Offsets from each row's minimum: equal chips (sigma 0) give exactly 0 variance.
+        offsets = metrics - metrics.min(axis=2, keepdims=True)
         return cls(
             component=first.component,
             variant=first.variant,
@@ -109,7 +115,7 @@ class VariantStats:
             sigmas=first.sigmas,
             seeds=tuple(r.seed for r in runs),
             seed_means=metrics.mean(axis=2),
-            chip_vars=metrics.var(axis=2, ddof=1) if chips > 1 else np.zeros(metrics.shape[:2]),
+            chip_vars=offsets.var(axis=2, ddof=1) if chips > 1 else np.zeros(metrics.shape[:2]),
             chips=chips,
             clean=np.array([r.clean for r in runs]),
         )
@@ -151,7 +157,7 @@ class Comparison:
         k: how many standard errors make a difference significant.
         diff: mean difference (variant - baseline), per sigma.
         se: standard error of ``diff``, per sigma.
-        verdicts: `HELPS`, `HURTS` or `NOT_SIGNIFICANT`, per sigma.
+        verdicts: `HELPS`, `HURTS`, `NOT_SIGNIFICANT` or `NOT_JUDGED`, per sigma.
     """
 
     variant: VariantStats
@@ -168,7 +174,7 @@ class Comparison:
         diff = variant.mean() - baseline.mean()
         se = np.sqrt(variant.se() ** 2 + baseline.se() ** 2)
         verdicts = tuple(
-            HELPS if d > k * s else HURTS if d < -k * s else NOT_SIGNIFICANT
+            NOT_JUDGED if s == 0 else HELPS if d > k * s else HURTS if d < -k * s else NOT_SIGNIFICANT
             for d, s in zip(diff, se)
         )
         return cls(variant, baseline, float(k), diff, se, verdicts)
@@ -207,6 +213,13 @@ class Comparison:
             )
         elif rest:
             parts.append(f"{NOT_SIGNIFICANT} at {sigma_ranges(self.sigmas, rest)}")
+        unjudged = self.where(NOT_JUDGED)
+        if unjudged:
+            i = max(unjudged, key=lambda j: abs(self.diff[j]))
+            parts.append(
+                f"{NOT_JUDGED} at {sigma_ranges(self.sigmas, unjudged)} (difference "
+                f"{self.diff[i]:+.3f} at σ = {self.sigmas[i]:g}, no spread measured to judge it by)"
+            )
         return f"{self.variant.label} " + "; ".join(parts) + "."
 
 
@@ -255,8 +268,8 @@ def component_verdict(comparisons):
 
 def chance_note(comparisons):
     """How many (variant, sigma) comparisons are significant, and how many would be by chance alone."""
-    total = sum(len(c.verdicts) for c in comparisons)
-    flagged = sum(v != NOT_SIGNIFICANT for c in comparisons for v in c.verdicts)
+    total = sum(v != NOT_JUDGED for c in comparisons for v in c.verdicts)
+    flagged = sum(v in (HELPS, HURTS) for c in comparisons for v in c.verdicts)
     k = comparisons[0].k if comparisons else 2.0
     expected = total * math.erfc(k / math.sqrt(2))
     return (
