@@ -59,7 +59,9 @@ def _noise(name):
 @app.command()
 @user_errors
 def evaluate(
-    model: Path = typer.Argument(..., help="A .keras model file (plain Keras or with ReRAM layers)."),
+    model: Path = typer.Argument(
+        ..., help="A .keras model file (plain Keras or with ReRAM layers), or a tf_keras .h5 file / SavedModel folder."
+    ),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name (bayesft_keras.data)."),
     split: str = typer.Option("test", help="Split to evaluate on: test or val."),
     sigmas: str = typer.Option(
@@ -90,6 +92,13 @@ def evaluate(
     from rich.progress import TimeRemainingColumn
 
     from bayesft_keras.evaluation import evaluate_file
+
+    # tf_keras models (.h5, SavedModel folders) are evaluated by the tf_keras
+    # bridge in a Keras 2 subprocess; tfmot never enters this process.
+    from bayesft_keras import bridge
+
+    if bridge.is_legacy_model_path(model):
+        evaluate_file = bridge.evaluate_file
 
     values = parse_values(sigmas)
     if not model.exists():

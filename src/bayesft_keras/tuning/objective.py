@@ -45,8 +45,15 @@ class DriftObjective:
         return [float(s) for s in np.linspace(low, high, self.sigma_points)]
 
     def sweep_sigmas(self):
-        """All sigmas a trial is evaluated at: the curve and the target(s)."""
-        return sorted({round(float(s), 10) for s in list(self.curve_sigmas) + self.target_sigmas()})
+        """All sigmas a trial is evaluated at: the target(s) first, then the rest of the curve.
+
+        Targets first, so that their chips are those of
+        ``evaluate_drift(model, data, sigmas=targets, seed=seed)``: anyone can
+        reproduce a trial's score from its saved model.
+        """
+        targets = [round(s, 10) for s in self.target_sigmas()]
+        rest = sorted({round(float(s), 10) for s in self.curve_sigmas} - set(targets))
+        return targets + rest
 
     def evaluate(self, model, x, y):
         """Scores ``model`` on ``(x, y)``; returns (metrics dict, drift report)."""

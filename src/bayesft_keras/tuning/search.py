@@ -46,6 +46,7 @@ class MethodResult:
     validation_score: float
     report: object  # DriftReport on the test split
     trials: int
+    timings: dict = dataclasses.field(default_factory=dict)  # trial_id -> seconds per phase
 
 
 @dataclasses.dataclass
@@ -228,6 +229,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
             validation_score=float(best_trial.score),
             report=report,
             trials=len(tuner.completed_trials()),
+            timings=dict(tuner.timings),
         )
     plot_reports([r.report for r in results.values()], directory / "reports" / "comparison.png")
     result = SearchResult(config=config, directory=directory, methods=results)

@@ -56,7 +56,13 @@ class DriftScoredTuner:
         self.method = method
         self.hparams_logger = hparams_logger
         self.trials_csv = Path(trials_csv) if trials_csv else None
-        self.timings = {}  # trial_id -> {"train": s, "score": s, "save": s}
+        # trial_id -> seconds: "train" (build + fit), "score" (drift objective),
+        # "save" (model, report, HParams), "total" (the whole trial, oracle included)
+        self.timings = {}
+
+    def on_trial_begin(self, trial):
+        self._trial_started = time.perf_counter()
+        super().on_trial_begin(trial)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
@@ -88,6 +94,8 @@ class DriftScoredTuner:
         super().on_trial_end(trial)  # the oracle records the trial on disk first
         if self.trials_csv is not None:
             write_trials_csv(self, self.trials_csv)
+        if trial.trial_id in self.timings:
+            self.timings[trial.trial_id]["total"] = time.perf_counter() - self._trial_started
 
     def completed_trials(self):
         return [
