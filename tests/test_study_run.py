@@ -183,6 +183,7 @@ def test_build_fn(tmp_path):
         ({"noise": ProgrammingNoise(0.1)}, r"`noise` needs a `sigma` parameter"),
         ({"arch": "lenet5", "components": "depth"}, r"depth component is not applicable to lenet5"),
         ({"build_fn": lambda **kw: None, "arch": "mlp"}, r"Give `build_fn` or `arch`, not both"),
+        ({"build_fn": lambda **kw: None, "width": 0.5}, r"`width` applies to `arch` only"),
     ],
 )
 def test_bad_input(kwargs, message, tmp_path):

@@ -183,6 +183,10 @@ def run_study(
             raise ValueError(
                 f"Give `build_fn` or `arch`, not both. Received: arch={arch!r} and a build_fn."
             )
+        if width != 1.0:
+            raise ValueError(
+                f"`width` applies to `arch` only; `build_fn` sets its own sizes. Received: width={width!r}"
+            )
         builder = _FunctionBuilder(build_fn)
     else:
         builder = _ZooBuilder(arch or "mlp", width, ds)
