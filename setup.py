@@ -27,6 +27,7 @@ setup(
         "typer>=0.12",
         "rich>=13",
         "matplotlib>=3.7",
+        "pycocotools>=2.0.7",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3"],

@@ -143,3 +143,12 @@ def test_error_of_the_installed_command_is_one_line(files, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith("Error: Unknown metric 'no_such_metric'")
+
+
+def test_sigma_ranges_include_their_stop():
+    from bayesft_keras.cli.evaluate import parse_values
+    from bayesft_keras.evaluation import DEFAULT_SIGMAS
+
+    assert parse_values("0:1.5:0.05") == list(DEFAULT_SIGMAS) and len(DEFAULT_SIGMAS) == 31
+    assert parse_values("0:1.5:0.1")[-1] == 1.5 and len(parse_values("0:1.5:0.1")) == 16
+    assert parse_values("0.2, 0.4,1") == [0.2, 0.4, 1.0]

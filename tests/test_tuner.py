@@ -15,22 +15,22 @@ from bayesft_keras.tuning.objective import DriftObjective
 from bayesft_keras.tuning.search import run_search
 from bayesft_keras.tuning.tuner import BayesFTOracle
 
-SIGMA = 0.8
+SIGMA = 1.0
 CHIPS = 10
 SMALL = TuneConfig(
     name="test-small",
     arch="mlp",
-    width=0.5,
+    width=1.0,
     dataset="digits",
     sigma=SIGMA,
     chips=CHIPS,
-    trials=4,
+    trials=5,
     initial_points=2,
-    epochs=8,
+    epochs=10,
     batch_size=64,
     baselines=("no_dropout",),
     report_sigmas=(0.0, 1.5, 4),
-    report_chips=30,
+    report_chips=100,
     seed=0,
 )
 
@@ -62,10 +62,12 @@ def test_tuned_rates_beat_no_dropout_at_the_target_sigma(search):
     bayesft = search.methods["bayesft"].report
     plain = search.methods["no_dropout"].report
     index = int(np.argmin(np.abs(bayesft.values - SIGMA)))
-    gain = bayesft.mean()[index] - plain.mean()[index]
-    error = np.hypot(_standard_error(bayesft.chip_metrics[index]), _standard_error(plain.chip_metrics[index]))
-    # Measured with these seeds: about +0.06 on the test split (30 chips each).
-    assert gain > 0.02 and gain > 2 * error, (gain, error)
+    # Both reports use the same chip seeds: compare chip by chip.
+    assert np.array_equal(bayesft.chip_seeds, plain.chip_seeds)
+    differences = bayesft.chip_metrics[index] - plain.chip_metrics[index]
+    gain, error = differences.mean(), _standard_error(differences)
+    # Measured with these seeds: +0.050 (standard error 0.012) on the test split, 100 chips.
+    assert gain > 0.03 and gain > 3 * error, (gain, error)
     # The best rates are real dropout: every site's rate inside the paper's ranges.
     for name, value in search.best.hyperparameters.items():
         low, high = (0.1, 0.5) if name == "dropout_output" else (0.2, 0.8)
@@ -99,6 +101,7 @@ def test_run_directory_holds_every_trial_report_and_plot(search):
 def test_hparams_event_files_hold_rates_and_metrics(search):
     from tensorboard.backend.event_processing import event_multiplexer
     from tensorboard.plugins.hparams import plugin_data_pb2
+    from tensorboard.util import tensor_util
 
     multiplexer = event_multiplexer.EventMultiplexer()
     multiplexer.AddRunsFromDirectory(str(search.directory / "tb"))
@@ -113,7 +116,7 @@ def test_hparams_event_files_hold_rates_and_metrics(search):
         start = plugin_data_pb2.HParamsPluginData.FromString(next(iter(content.values()))).session_start_info
         assert start.hparams["dropout_fc1"].number_value == pytest.approx(float(rows[run]["dropout_fc1"]), rel=1e-5)
         tensors = multiplexer.Tensors(run, "drift_accuracy")
-        value = float(keras.ops.convert_to_numpy(tensors[0].tensor_proto.float_val[0]))
+        value = float(tensor_util.make_ndarray(tensors[0].tensor_proto))
         assert value == pytest.approx(float(rows[run]["drift_accuracy"]), rel=1e-5)
 
 
@@ -127,7 +130,7 @@ def test_objective_min_clean_accuracy_zeroes_infeasible_models():
     assert ranged.metrics_from_report(report)["drift_accuracy"] == pytest.approx(0.5)
 
 
-def test_oracle_starts_at_the_centre_then_explores():
+def test_oracle_starts_at_the_centre_then_explores(tmp_path):
     hp = keras_tuner.HyperParameters()
     hp.Float("dropout_a", 0.2, 0.8)
     hp.Float("dropout_output", 0.1, 0.5)
@@ -135,7 +138,7 @@ def test_oracle_starts_at_the_centre_then_explores():
         objective=keras_tuner.Objective("drift_accuracy", "max"), max_trials=3, num_initial_points=2,
         hyperparameters=hp, seed=1,
     )
-    oracle._set_project_dir("/tmp/bayesft-oracle-test", "p", overwrite=True)
+    oracle._set_project_dir(str(tmp_path), "p")
     first = oracle.create_trial("t0")
     assert first.hyperparameters.values == {"dropout_a": 0.5, "dropout_output": pytest.approx(0.3)}
     oracle.update_trial(first.trial_id, {"drift_accuracy": 0.5})

@@ -59,15 +59,17 @@ def _noise(name):
 @app.command()
 @user_errors
 def evaluate(
-    model: Path = typer.Argument(..., help="A .keras model file (plain Keras or with ReRAM layers)."),
-    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name (bayesft_keras.data)."),
+    model: Path = typer.Argument(
+        ..., help="A .keras model file (plain Keras or with ReRAM layers), or a tf_keras .h5 file / SavedModel folder."
+    ),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name (bayesft_keras.data), or digits-detect, voc/2007, coco/2017 for a detector."),
     split: str = typer.Option("test", help="Split to evaluate on: test or val."),
     sigmas: str = typer.Option(
         "0:1.5:0.05", "--sigmas", "--values", help="Swept values: start:stop:step (stop included) or a,b,c."
     ),
     chips: int = typer.Option(20, help="Simulated chips per value."),
     seed: int = typer.Option(0, help="Seed of the chips; the same seed gives the same report."),
-    metric: str = typer.Option("accuracy", help="'accuracy' or a Keras metric name."),
+    metric: str = typer.Option("accuracy", help="'accuracy' or a Keras metric name; detection datasets: map50 (default), map, map75."),
     threshold: Optional[float] = typer.Option(None, help="Yield threshold: chips at or above it pass."),
     bits: Optional[int] = typer.Option(None, help="Device weight precision (default: the model's)."),
     noise: Optional[str] = typer.Option(
@@ -90,6 +92,13 @@ def evaluate(
     from rich.progress import TimeRemainingColumn
 
     from bayesft_keras.evaluation import evaluate_file
+
+    # tf_keras models (.h5, SavedModel folders) are evaluated by the tf_keras
+    # bridge in a Keras 2 subprocess; tfmot never enters this process.
+    from bayesft_keras import bridge
+
+    if bridge.is_legacy_model_path(model):
+        evaluate_file = bridge.evaluate_file
 
     values = parse_values(sigmas)
     if not model.exists():

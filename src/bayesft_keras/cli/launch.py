@@ -15,7 +15,7 @@ _OWN_FLAGS = ("--chief", "--worker-id")
 def launch(
     ctx: typer.Context,
     workers: int = typer.Option(..., help="Number of worker processes (each runs trials)."),
-    preset: str = typer.Option("quick", help="A preset name from tuners/ or a path to a TOML file."),
+    preset: Optional[str] = typer.Option(None, help="A preset name from tuners/ or a path to a TOML file (as tune's)."),
     dir: Optional[Path] = typer.Option(None, "--dir", help="Run directory (default: runs/<preset>)."),
     port: Optional[int] = typer.Option(None, help="First oracle port (default: a free one); search i uses PORT+i."),
     host: str = typer.Option("127.0.0.1", help="Address the chief listens on."),
@@ -36,9 +36,16 @@ def launch(
             fail(f"`launch` sets {flag} of each process itself. Received: {' '.join(tune_args)}")
     if port is not None and not 1 <= port <= 65535 - len(BASELINES):
         fail(f"`port` must be in [1, {65535 - len(BASELINES)}]. Received: port={port}")
+    if preset is not None:
+        tune_args = ["--preset", preset, *tune_args]
+    else:  # tune's default preset
+        detection = any(a == "--task=detection" for a in tune_args) or any(
+            a == "--task" and b == "detection" for a, b in zip(tune_args, tune_args[1:])
+        )
+        preset = "detection-quick" if detection else "quick"
     directory = dir or Path("runs") / load_preset(preset).name
     result = distributed.launch(
-        ["--preset", preset, *tune_args],
+        tune_args,
         directory,
         workers,
         host=host,

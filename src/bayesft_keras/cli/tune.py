@@ -15,7 +15,8 @@ def _parse_list(value):
 @app.command()
 @user_errors
 def tune(
-    arch: Optional[str] = typer.Option(None, help="Architecture: mlp, lenet5, alexnet, vgg (=vgg11), vgg11, vgg16, resnet18, mobilenetv2."),
+    task: Optional[str] = typer.Option(None, help="classification (default) or detection (scored by mAP@0.5)."),
+    arch: Optional[str] = typer.Option(None, help="Architecture: mlp, lenet5, alexnet, vgg (=vgg11), vgg11, vgg16, resnet18, mobilenetv2; detection: centernet."),
     dataset: Optional[str] = typer.Option(None, help="digits (bundled, offline), synthetic, or a tfds dataset (mnist, cifar10, ...)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="tfds data directory."),
     sigma: Optional[float] = typer.Option(None, help="Target drift sigma of the objective."),
@@ -23,7 +24,7 @@ def tune(
     bits: Optional[str] = typer.Option(None, help="Device weight precision in bits (2-16), or 'none'."),
     trials: Optional[int] = typer.Option(None, help="Search budget: trials per tuned method."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs per trial."),
-    preset: str = typer.Option("quick", help="A preset name from tuners/ or a path to a TOML file."),
+    preset: Optional[str] = typer.Option(None, help="A preset name from tuners/ or a path to a TOML file (default: quick; detection-quick with --task detection)."),
     dir: Optional[Path] = typer.Option(None, "--dir", help="Run directory (default: runs/<preset>); reuse it to resume."),
     seed: Optional[int] = typer.Option(None, help="Seed of data splits, training, oracle and chips."),
     baselines: Optional[str] = typer.Option(
@@ -52,6 +53,8 @@ def tune(
     if distribute not in distributed.DISTRIBUTE_CHOICES:
         fail(f"`distribute` must be one of {list(distributed.DISTRIBUTE_CHOICES)}. Received: distribute={distribute!r}")
 
+    if preset is None:
+        preset = "detection-quick" if task == "detection" else "quick"
     config = load_preset(preset)
     if bits is not None:
         if bits.lower() == "none":
@@ -67,6 +70,7 @@ def tune(
     if baseline_list == ("none",):
         baseline_list = ()
     config = config.replace(
+        task=task,
         arch=arch,
         dataset=dataset,
         data_dir=data_dir,
@@ -108,6 +112,11 @@ def _check_names(config):
     """Fails fast, before any data is read, on names that cannot work."""
     from bayesft_keras import architectures
 
+    if config.task == "detection":
+        from bayesft_keras.detection import task as detection_task
+
+        detection_task.check_names(config)
+        return
     architectures.get(config.arch)  # raises, listing the valid names
 
 
@@ -118,10 +127,12 @@ def _print_result(result):
     from bayesft_keras.tuning.search import METHOD_TITLES
 
     config = result.config
-    table = Table(title=f"{config.arch} on {config.dataset}: test accuracy on drifted chips")
+    score = "mAP@0.5" if config.task == "detection" else "accuracy"
+    short = "mAP@0.5" if config.task == "detection" else "acc."
+    table = Table(title=f"{config.arch} on {config.dataset}: test {score} on drifted chips")
     table.add_column("method")
-    table.add_column(f"drift acc. (sigma={config.sigma})", justify="right")
-    table.add_column("clean acc.", justify="right")
+    table.add_column(f"drift {short} (sigma={config.sigma})", justify="right")
+    table.add_column(f"clean {short}", justify="right")
     table.add_column("validation objective", justify="right")
     table.add_column("trials", justify="right")
     for method, drift, clean, val, trials in result.table_rows():

@@ -1,16 +1,22 @@
-"""Compiling a forward function with the Keras backend in use.
+"""The compiled pass with the Keras backend in use.
 
-The function traced here reads model variables; each backend needs them
-handled its own way: TensorFlow reads them inside `tf.function` (new values
-are seen without a retrace), JAX needs their values passed in as arguments
-(`jax.jit` functions are pure), torch runs eagerly without autograd.
+The traced function reads model variables, and each backend handles them its
+own way: TensorFlow reads them inside `tf.function` (new values are seen
+without a retrace), JAX needs their values passed in (`jax.jit` functions are
+pure), torch runs eagerly without autograd. Chips are mapped over inside the
+compiled function: TensorFlow runs ``parallel`` of them at once.
 """
 
 import keras
+from keras import ops
+from keras import tree
 
 
 def compile_forward(fn, model, own_variables=(), jit_compile=False):
     """Returns ``run(*args)`` calling ``fn(variable_mapping, *args)`` compiled.
+
+    Every argument is a tensor (or a list of tensors) whose first axis may
+    change from call to call (chips, examples) without a retrace.
 
     Args:
         fn: a function of ``(variable_mapping, *args)``; ``variable_mapping``
@@ -24,8 +30,23 @@ def compile_forward(fn, model, own_variables=(), jit_compile=False):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        compiled = tf.function(fn, jit_compile=bool(jit_compile))
-        return lambda *args: compiled([], *args)
+        compiled = []
+
+        def run(*args):
+            if not compiled:
+                # One trace for all chip counts and batch sizes.
+                signature = tree.map_structure(
+                    lambda t: tf.TensorSpec([None] + list(t.shape[1:]) if t.shape.rank else [], t.dtype),
+                    list(args),
+                )
+                compiled.append(
+                    tf.function(
+                        lambda *a: fn([], *a), input_signature=signature, jit_compile=bool(jit_compile)
+                    )
+                )
+            return compiled[0](*args)
+
+        return run
     if backend == "jax":
         import jax
 
@@ -46,3 +67,37 @@ def compile_forward(fn, model, own_variables=(), jit_compile=False):
 
         return run
     return lambda *args: fn([], *args)
+
+
+def map_chips(fn, elems, output_specs, parallel=1):
+    """``fn`` applied to each entry of ``elems`` along axis 0, results stacked.
+
+    Args:
+        fn: maps one entry (a tree of tensors) to a tree of tensors.
+        elems: a tree of tensors with a common first axis (the chips).
+        output_specs: the tree of ``(shape, dtype)`` of one result.
+        parallel: TensorFlow: how many chips may run at once.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.map_fn(
+            fn, elems, fn_output_signature=_tf_specs(output_specs), parallel_iterations=parallel
+        )
+    if backend == "jax":
+        import jax
+
+        return jax.lax.map(fn, elems)
+    count = ops.shape(tree.flatten(elems)[0])[0]
+    results = [fn(tree.map_structure(lambda t: t[i], elems)) for i in range(count)]
+    return tree.map_structure(lambda *parts: ops.stack(parts), *results)
+
+
+def _tf_specs(output_specs):
+    import tensorflow as tf
+
+    if isinstance(output_specs, list):
+        return [_tf_specs(s) for s in output_specs]
+    shape, dtype = output_specs
+    return tf.TensorSpec(shape, dtype)

@@ -27,6 +27,7 @@ from bayesft_keras import noise as noise_lib
 from bayesft_keras import quantization
 from bayesft_keras.evaluation import metrics as metrics_lib
 from bayesft_keras.evaluation.backend import compile_forward
+from bayesft_keras.evaluation.backend import map_chips
 from bayesft_keras.evaluation.report import DriftReport
 from bayesft_keras.layers import REPLACEMENTS
 from bayesft_keras.layers.device_layer import DeviceLayerMixin
@@ -73,7 +74,9 @@ class DriftEvaluator:
             ``(y_true, y_pred) -> scalar`` (called on the host with all
             predictions as NumPy arrays).
         batch_size: examples per forward pass (default: all, up to 2048).
-        chips_per_pass: chips evaluated by one call of the compiled function.
+        chips_per_pass: how many chips the compiled pass may run at once
+            (TensorFlow; all chips of a value go through one call). Default:
+            4, 2 or 1, as many as keep their activations within 512 MiB.
         jit_compile: TensorFlow backend only: compile the pass with XLA.
     """
 
@@ -84,7 +87,7 @@ class DriftEvaluator:
         bits=None,
         metric="accuracy",
         batch_size=None,
-        chips_per_pass=1,
+        chips_per_pass=None,
         jit_compile=False,
     ):
         _check_model(model)
@@ -98,10 +101,10 @@ class DriftEvaluator:
         self.noise = self.layers[0].noise
         self.metric_spec = metric
         self.batch_size = _check_positive_int("batch_size", batch_size, allow_none=True)
-        self.chips_per_pass = _check_positive_int("chips_per_pass", chips_per_pass)
+        self.chips_per_pass = _check_positive_int("chips_per_pass", chips_per_pass, allow_none=True)
         self.jit_compile = bool(jit_compile)
         self.metric = None
-        self._compiled = {}
+        self._compiled = None
         self._data_key = None
 
     # -- state -------------------------------------------------------------
@@ -131,9 +134,11 @@ class DriftEvaluator:
             )
         metric = metrics_lib.get(self.metric_spec, y_np.shape, tuple(output.shape))
         if self.metric is None or _signature(metric) != _signature(self.metric):
-            # The compiled passes trace the metric: a different one needs new ones.
+            # The compiled pass traces the metric: a different one needs a new pass.
             self.metric = metric
-            self._compiled = {}
+            self._compiled = None
+        self._output_spec = ((None,) + tuple(output.shape[1:]), output.dtype)
+        self._parallel = self.chips_per_pass or _auto_chips_per_pass(self.model, len(self._batches[0][0]))
         # Holding the arrays keeps their identity valid as a cache key.
         self._data_key = (x, y)
 
@@ -177,22 +182,19 @@ class DriftEvaluator:
         """The metric with device noise off (quantization, if any, stays)."""
         return self._score(np.zeros((1, len(self.layers), 2), "int32"), gain=0.0)[0]
 
-    def chip_metrics(self, chip_seeds, on_progress=None):
+    def chip_metrics(self, chip_seeds):
         """The metric of each chip in ``chip_seeds`` at the current parameter values."""
         chip_seeds = [int(s) for s in np.asarray(chip_seeds).reshape(-1)]
-        results = []
-        for start in range(0, len(chip_seeds), self.chips_per_pass):
-            group = chip_seeds[start : start + self.chips_per_pass]
-            layer_seeds = np.stack(
-                [np.stack(chip_lib.layer_seeds(s, len(self.layers))) for s in group]
-            )
-            results.extend(self._score(layer_seeds, gain=1.0))
-            if on_progress is not None:
-                on_progress(len(group))
-        return np.asarray(results, dtype="float64")
+        layer_seeds = np.stack(
+            [np.stack(chip_lib.layer_seeds(s, len(self.layers))) for s in chip_seeds]
+        )
+        return np.asarray(self._score(layer_seeds, gain=1.0), dtype="float64")
 
     def sweep(self, param, values, chip_seeds, on_progress=None):
-        """Metrics of shape ``(len(values), chips)``: row ``v`` uses ``chip_seeds[v]``."""
+        """Metrics of shape ``(len(values), chips)``: row ``v`` uses ``chip_seeds[v]``.
+
+        ``on_progress(n)`` is called after each value with its number of chips.
+        """
         values = self.check_values(param, values)
         chip_seeds = np.asarray(chip_seeds)
         if chip_seeds.ndim != 2 or len(chip_seeds) != len(values):
@@ -205,7 +207,9 @@ class DriftEvaluator:
             rows = []
             for value, seeds in zip(values, chip_seeds):
                 self.set_param(param, value)
-                rows.append(self.chip_metrics(seeds, on_progress))
+                rows.append(self.chip_metrics(seeds))
+                if on_progress is not None:
+                    on_progress(len(seeds))
         finally:
             for layer, noise in zip(self.layers, base):
                 layer.noise = noise
@@ -213,46 +217,52 @@ class DriftEvaluator:
         return np.stack(rows)
 
     def _score(self, layer_seeds, gain):
+        """Scores chips given their per-layer seeds, shape (chips, layers, 2)."""
         if self.metric is None:
             raise ValueError("No data: call `set_data(x, y)` first.")
-        run = self._forward(len(layer_seeds))
+        run = self._forward()
+        chips = len(layer_seeds)
         seeds = ops.convert_to_tensor(layer_seeds, dtype="int32")
         gain = ops.convert_to_tensor(gain, dtype="float32")
-        states = [self.metric.initial_state() for _ in layer_seeds]
-        if self.metric.in_graph:
-            for x, y in self._batches:
-                states = run(seeds, gain, states, x, y)
-            return [self.metric.result(s) for s in states]
-        predictions = [[] for _ in layer_seeds]
+        if not self.metric.in_graph:
+            outputs = [ops.convert_to_numpy(run(seeds, gain, [], x, y)) for x, y in self._batches]
+            predictions = np.concatenate(outputs, axis=1)
+            return [self.metric.result(self._y_host, p) for p in predictions]
+        states = [
+            ops.convert_to_tensor(np.repeat(s[None], chips, axis=0)) for s in self.metric.initial_state()
+        ]
         for x, y in self._batches:
-            outputs = run(seeds, gain, states, x, y)
-            for chip_predictions, output in zip(predictions, outputs):
-                chip_predictions.append(ops.convert_to_numpy(output[0]))
-        return [self.metric.result(self._y_host, np.concatenate(p)) for p in predictions]
+            states = run(seeds, gain, states, x, y)
+        return self.metric.results(states)
 
-    def _forward(self, num_chips):
-        if num_chips in self._compiled:
-            return self._compiled[num_chips]
-        model, metric = self.model, self.metric
+    def _forward(self):
+        if self._compiled is not None:
+            return self._compiled
+        model, metric, parallel = self.model, self.metric, self._parallel
         seed_variables = [layer.chip_seed for layer in self.layers]
         gain_variables = [layer.noise_enabled for layer in self.layers]
+        output_spec = self._output_spec
 
         def forward(variable_mapping, seeds, gain, states, x, y):
-            new_states = []
-            for k in range(num_chips):
+            def one_chip(elems):
+                seed, state = elems
                 mapping = list(variable_mapping)
-                mapping += [(v, seeds[k, i]) for i, v in enumerate(seed_variables)]
+                mapping += [(v, seed[i]) for i, v in enumerate(seed_variables)]
                 mapping += [(v, gain) for v in gain_variables]
                 with keras.StatelessScope(state_mapping=mapping):
                     y_pred = model(x, training=False)
-                new_states.append(metric.update(states[k], y, y_pred))
-            return new_states
+                return metric.update(state, y, y_pred) if metric.in_graph else y_pred
 
-        run = compile_forward(
+            if metric.in_graph:
+                specs = [(tuple(s.shape[1:]), s.dtype) for s in states]
+            else:
+                specs = output_spec
+            return map_chips(one_chip, (seeds, states), specs, parallel=parallel)
+
+        self._compiled = compile_forward(
             forward, model, seed_variables + gain_variables, jit_compile=self.jit_compile
         )
-        self._compiled[num_chips] = run
-        return run
+        return self._compiled
 
 
 def evaluate_drift(
@@ -269,7 +279,7 @@ def evaluate_drift(
     bits=None,
     threshold=None,
     batch_size=None,
-    chips_per_pass=1,
+    chips_per_pass=None,
     jit_compile=False,
     name=None,
     dataset=None,
@@ -303,12 +313,14 @@ def evaluate_drift(
         threshold: yield threshold: the report's yield is the fraction of chips
             whose metric is at or above it.
         batch_size: examples per forward pass (default: all, up to 2048).
-        chips_per_pass: chips per call of the compiled function.
+        chips_per_pass: how many chips may run at once (default: up to 4,
+            within an activation memory budget).
         jit_compile: TensorFlow only: compile with XLA.
         name: the model's label in the report (default: ``model.name``).
         dataset: the data's label in the report.
         progress: True shows a progress bar; a callable ``(done, total)`` is
-            called after every compiled call; False is silent.
+            called after every value with the number of chips done; False
+            is silent.
 
     Returns:
         A `DriftReport`.
@@ -473,6 +485,30 @@ def _device_copy(model, noise, bits):
     return clone, weight_pairs
 
 
+# Activation memory that several chips of one pass may take together.
+_CHIP_GROUP_BYTES = 512 * 2**20
+
+
+def _auto_chips_per_pass(model, batch_size):
+    """4, 2 or 1 chips at once: as many as keep their activations within budget.
+
+    Independent chips that run at once overlap on the CPU cores, which makes
+    a chip cheaper than a pass of its own.
+    """
+    floats = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError, TypeError):
+            continue
+        floats += int(np.prod([d for d in shape[1:] if d is not None]))
+    per_chip = 4 * batch_size * max(floats, 1)
+    for group in (4, 2):
+        if group * per_chip <= _CHIP_GROUP_BYTES:
+            return group
+    return 1
+
+
 def _signature(metric):
     return (type(metric), metric.name, getattr(metric, "kind", None))
 
@@ -623,9 +659,10 @@ class _progress:
 
             return advance
         if self.progress:
+            from rich.console import Console
             from rich.progress import Progress
 
-            self._bar = Progress(transient=False)
+            self._bar = Progress(console=Console(stderr=True))
             self._bar.start()
             task = self._bar.add_task(self.description, total=self.total)
             return lambda n: self._bar.advance(task, n)

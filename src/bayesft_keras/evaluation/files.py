@@ -86,7 +86,10 @@ def evaluate_file(
 
     Args:
         path: a ``.keras`` model file (plain Keras or with ReRAM layers).
-        dataset: a `bayesft_keras.data.load` name.
+        dataset: a `bayesft_keras.data.load` name, or a detection dataset
+            (`bayesft_keras.detection.load`: "digits-detect", "voc/2007",
+            "coco/2017"), scored by mAP ("map50" unless ``metric`` is "map"
+            or "map75").
         split: "test" or "val".
         data_seed: the dataset's split seed (use the one the model was trained with).
         max_examples: evaluate on at most this many examples.
@@ -108,7 +111,33 @@ def evaluate_file(
     if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1):
         raise ValueError(f"`max_examples` must be an integer >= 1. Received: max_examples={max_examples!r}")
     model = load_model_file(path)
-    x, y = load_data_for(model, dataset, split, data_seed, max_examples)
+    if _is_detection(dataset, kwargs.get("metric")):
+        # Detection: padded boxes as labels, mAP of the decoded outputs as metric.
+        from bayesft_keras.detection import task as detection_task
+
+        x, y = detection_task.load_split(
+            dataset, split, tuple(model.input_shape[1:]), data_seed, max_examples
+        )
+        metric = kwargs.get("metric")
+        kwargs["metric"] = detection_task.metric(
+            detection_task.DEFAULT_METRIC if metric in (None, "accuracy") else metric
+        )
+    else:
+        x, y = load_data_for(model, dataset, split, data_seed, max_examples)
     if name is None:
         name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     return engine.evaluate_drift(model, (x, y), name=name, dataset=f"{dataset}/{split}", **kwargs)
+
+
+def _is_detection(dataset, metric):
+    from bayesft_keras.detection import data as detection_data
+    from bayesft_keras.detection.metrics import MAP_KINDS
+
+    if dataset in detection_data.available():
+        return True
+    if isinstance(metric, str) and metric in MAP_KINDS:
+        raise ValueError(
+            f"Metric {metric!r} scores object detection: use a detection dataset "
+            f"({', '.join(detection_data.available())}). Received: dataset={dataset!r}"
+        )
+    return False

@@ -1,8 +1,10 @@
 """Metrics a drift sweep can score a chip with, in a form a compiled pass can carry.
 
-Every adapter keeps its running state as plain tensors: ``initial_state()``,
-``update(state, y_true, y_pred) -> state`` (traced into the compiled forward)
-and ``result(state) -> float`` (on the host, once per chip). Keras metrics are
+Every adapter keeps its running state as a list of plain arrays:
+``initial_state()`` (NumPy, one chip), ``update(state, y_true, y_pred) ->
+state`` (traced into the compiled pass, mapped over chips) and
+``results(states) -> [float]`` (on the host, from the states of all chips
+stacked on a first axis). Keras metrics are
 run through their stateless API, so neither the caller's metric object nor any
 variable is touched and the same code traces under every backend. A plain
 callable cannot be traced in general: it receives all predictions at once as
@@ -79,7 +81,7 @@ class Accuracy:
             )
 
     def initial_state(self):
-        return [ops.zeros((), dtype="int32"), ops.zeros((), dtype="int32")]
+        return [np.zeros((), "int32"), np.zeros((), "int32")]
 
     def update(self, state, y_true, y_pred):
         correct, seen = state
@@ -97,9 +99,9 @@ class Accuracy:
         count = ops.sum(ops.cast(hits, "int32"))
         return [correct + count, seen + ops.cast(ops.size(hits), "int32")]
 
-    def result(self, state):
-        correct, seen = (int(ops.convert_to_numpy(s)) for s in state)
-        return correct / seen
+    def results(self, states):
+        correct, seen = (np.asarray(ops.convert_to_numpy(s)).astype("int64") for s in states)
+        return [int(c) / int(n) for c, n in zip(correct, seen)]
 
 
 class KerasMetric:
@@ -111,16 +113,20 @@ class KerasMetric:
         # A private copy: the caller's metric keeps its own state.
         self.metric = type(metric).from_config(metric.get_config())
         self.name = self.metric.name
-        self._initial = [ops.convert_to_numpy(v.value) for v in self.metric.variables]
+        self._initial = [np.asarray(ops.convert_to_numpy(v.value)) for v in self.metric.variables]
 
     def initial_state(self):
-        return [ops.convert_to_tensor(v) for v in self._initial]
+        return list(self._initial)
 
     def update(self, state, y_true, y_pred):
-        return self.metric.stateless_update_state(state, y_true, y_pred)
+        return self.metric.stateless_update_state(list(state), y_true, y_pred)
 
-    def result(self, state):
-        return float(ops.convert_to_numpy(self.metric.stateless_result(state)))
+    def results(self, states):
+        states = [np.asarray(ops.convert_to_numpy(s)) for s in states]
+        return [
+            float(ops.convert_to_numpy(self.metric.stateless_result([s[chip] for s in states])))
+            for chip in range(len(states[0]))
+        ]
 
 
 class HostCallable:
@@ -134,12 +140,6 @@ class HostCallable:
     def __init__(self, fn):
         self.fn = fn
         self.name = getattr(fn, "__name__", type(fn).__name__)
-
-    def initial_state(self):
-        return []
-
-    def update(self, state, y_true, y_pred):
-        return [y_pred]
 
     def result(self, y_true, y_pred):
         value = np.asarray(ops.convert_to_numpy(self.fn(y_true, y_pred)), dtype="float64")

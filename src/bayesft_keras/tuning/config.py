@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 BASELINES = ("random", "uniform", "no_dropout", "noise_injection")
+TASKS = ("classification", "detection")
 DEFAULT_PRESET = "quick"
 
 
@@ -20,6 +21,9 @@ class TuneConfig:
 
     name: str = "quick"
     description: str = ""
+    # "classification" (architecture zoo, accuracy) or "detection"
+    # (bayesft_keras.detection: detector, digits-detect/VOC/COCO, mAP@0.5)
+    task: str = "classification"
     # model
     arch: str = "vgg"
     width: float = 0.125
@@ -65,6 +69,8 @@ class TuneConfig:
         def fail(name, value, allowed):
             raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
 
+        if self.task not in TASKS:
+            fail("task", self.task, f"one of {list(TASKS)}")
         if not isinstance(self.sigma, (int, float)) or self.sigma < 0:
             fail("sigma", self.sigma, "a number >= 0")
         if not _positive_int(self.chips):

@@ -28,6 +28,8 @@ class DriftObjective:
             this scores 0 (the constraint is reported in its metrics).
         curve_sigmas: the sigmas of each trial's drift curve (logged as metrics).
         seed: seed of the chips.
+        metric: the metric of a chip, as `evaluate_drift`'s (e.g. a
+            `bayesft_keras.detection.DetectionMAP` for detection).
     """
 
     sigma: float = 0.8
@@ -37,6 +39,7 @@ class DriftObjective:
     min_clean_accuracy: float = 0.0
     curve_sigmas: tuple = ()
     seed: int = 0
+    metric: object = "accuracy"
 
     def target_sigmas(self):
         if self.sigma_range is None:
@@ -65,6 +68,7 @@ class DriftObjective:
             sigmas=self.sweep_sigmas(),
             chips=self.chips,
             seed=self.seed,
+            metric=self.metric,
             progress=False,
         )
         return self.metrics_from_report(report), report

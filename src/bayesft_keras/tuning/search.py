@@ -134,22 +134,32 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     _check_same_config(config, directory)
     keras.utils.set_random_seed(config.seed)
 
-    ds = data_lib.load(
-        config.dataset,
-        input_shape=config.input_shape,
-        data_dir=config.data_dir,
-        seed=config.seed,
-        max_examples=config.max_train_examples,
-    )
-    build_hypermodel = build_hypermodel or _zoo_hypermodel
+    if config.task == "detection":
+        from bayesft_keras.detection import task as detection_task
+
+        ds = detection_task.load_data(config)
+        build_hypermodel = build_hypermodel or detection_task.build_hypermodel
+        metric = detection_task.metric()
+    else:
+        ds = data_lib.load(
+            config.dataset,
+            input_shape=config.input_shape,
+            data_dir=config.data_dir,
+            seed=config.seed,
+            max_examples=config.max_train_examples,
+        )
+        build_hypermodel = build_hypermodel or _zoo_hypermodel
+        metric = "accuracy"
     objective = DriftObjective(
         sigma=config.sigma,
         chips=config.chips,
         sigma_range=config.sigma_range,
         sigma_points=config.sigma_points,
         min_clean_accuracy=config.min_clean_accuracy,
-        curve_sigmas=tuple(np.round(np.linspace(0.0, 1.5, 7), 10)),
+        # Each trial's logged curve spans the final reports' sigma range.
+        curve_sigmas=tuple(np.round(np.linspace(*config.report_sigmas[:2], 7), 10)),
         seed=config.seed,
+        metric=metric,
     )
     main_hypermodel = build_hypermodel(config, ds)
     injection_hypermodel = (
@@ -253,6 +263,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
             sigmas=report_sigmas,
             chips=config.report_chips,
             seed=config.seed,
+            metric=metric,
             name=METHOD_TITLES[method],
             progress=bool(verbose),
         )
