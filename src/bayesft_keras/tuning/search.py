@@ -226,33 +226,10 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
             **common,
         )
 
-    # Every search first, then the reports: on a cluster the workers need not wait for reports.
-    fit_verbose = verbose if not verbose or sys.stdout.isatty() else 2  # live bar on a terminal, a line per epoch in a log
-    searched = {}
-    with contextlib.ExitStack() as stack:
-        servers = stack.enter_context(distributed.OracleServers()) if cluster and cluster.is_chief else None
-        for index, (method, make) in enumerate(tuners.items()):
-            with cluster.activate(index) if cluster else distributed.local_resume(directory / "kt" / method):
-                tuner = make()
-                if verbose:
-                    print(f"\n== {METHOD_TITLES[method]}: {tuner.oracle.max_trials} trial(s) ==")
-                if servers is not None:
-                    tuner.oracle.verbose = verbose
-                    servers.serve(
-                        tuner, cluster.host, cluster.port_of(index),
-                        on_trial_end=lambda trial, tuner=tuner: write_trials_csv(tuner, directory / "trials.csv"),
-                    )
-                    write_trials_csv(tuner, directory / "trials.csv")
-                else:
-                    tuner.search(ds.x_train, ds.y_train, verbose=fit_verbose)
-            searched[method] = tuner
-    if worker:
-        trials_run = {method: len(tuner.timings) for method, tuner in searched.items()}
-        return SearchResult(config=config, directory=directory, methods={}, worker_trials=trials_run)
-
     report_sigmas = _report_sigmas(config)
-    results = {}
-    for method, tuner in searched.items():
+    reports_dir = directory / "reports"
+
+    def report_method(method, tuner):
         best_trial = tuner.oracle.get_best_trials(1)[0]
         model = tuner.load_model(best_trial)
         if method == "bayesft":
@@ -267,11 +244,10 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
             name=METHOD_TITLES[method],
             progress=bool(verbose),
         )
-        reports_dir = directory / "reports"
         reports_dir.mkdir(exist_ok=True)
         report.to_json(reports_dir / f"{method}.json")
         report.to_csv(reports_dir / f"{method}.csv")
-        results[method] = MethodResult(
+        return MethodResult(
             method=method,
             hyperparameters=dict(best_trial.hyperparameters.values),
             validation_score=float(best_trial.score),
@@ -279,6 +255,36 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
             trials=len(tuner.completed_trials()),
             timings=dict(tuner.timings),
         )
+
+    fit_verbose = verbose if not verbose or sys.stdout.isatty() else 2  # live bar on a terminal, a line per epoch in a log
+    results = {}
+    served = {}  # chief: searches to report once all are over, so that workers never wait for reports
+    trials_run = {}  # worker: method -> trials run here
+    with contextlib.ExitStack() as stack:
+        servers = stack.enter_context(distributed.OracleServers()) if cluster and cluster.is_chief else None
+        for index, (method, make) in enumerate(tuners.items()):
+            with cluster.activate(index) if cluster else distributed.local_resume(directory / "kt" / method):
+                tuner = make()
+                if verbose:
+                    print(f"\n== {METHOD_TITLES[method]}: {tuner.oracle.max_trials} trial(s) ==")
+                if servers is not None:
+                    tuner.oracle.verbose = verbose
+                    servers.serve(
+                        tuner, cluster.host, cluster.port_of(index),
+                        on_trial_end=lambda trial, tuner=tuner: write_trials_csv(tuner, directory / "trials.csv"),
+                    )
+                    write_trials_csv(tuner, directory / "trials.csv")
+                    served[method] = tuner
+                    continue
+                tuner.search(ds.x_train, ds.y_train, verbose=fit_verbose)
+            if worker:
+                trials_run[method] = len(tuner.timings)
+            else:
+                results[method] = report_method(method, tuner)
+    if worker:
+        return SearchResult(config=config, directory=directory, methods={}, worker_trials=trials_run)
+    for method, tuner in served.items():
+        results[method] = report_method(method, tuner)
     plot_reports([r.report for r in results.values()], directory / "reports" / "comparison.png")
     result = SearchResult(config=config, directory=directory, methods=results)
     (directory / "summary.md").write_text(summary_markdown(result))
