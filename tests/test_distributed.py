@@ -151,6 +151,75 @@ def test_lost_trials_are_the_running_ones_on_disk(tmp_path):
     assert distributed.lost_trials(tmp_path) == {"bayesft": ["1"]}
 
 
+# -- the launch supervisor, with stand-in processes -------------------------------------
+
+STAND_IN = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    run, worker_id = Path(sys.argv[1]), sys.argv[2]
+    print("GPU", os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), flush=True)
+    if worker_id == "chief":  # serves until every worker has finished
+        while len(list(run.glob("done-*"))) < int(os.environ["STAND_IN_WORKERS"]):
+            time.sleep(0.05)
+        sys.exit(0)
+    starts = run / f"starts-{worker_id}"
+    count = int(starts.read_text()) + 1 if starts.exists() else 1
+    starts.write_text(str(count))
+    if count <= int(os.environ.get(f"STAND_IN_FAILS_{worker_id}", "0")):
+        sys.exit(int(os.environ.get("STAND_IN_CODE", "3")))
+    (run / f"done-{worker_id}").write_text("")
+    """
+)
+
+
+def _stand_in(monkeypatch, workers, **env):
+    def command(tune_args, directory, chief, worker_id):
+        return [sys.executable, "-c", STAND_IN, str(directory), worker_id]
+
+    monkeypatch.setattr(distributed, "tune_command", command)
+    monkeypatch.setenv("STAND_IN_WORKERS", str(workers))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_launch_gives_each_worker_one_gpu_in_turn(tmp_path, monkeypatch):
+    _stand_in(monkeypatch, 3)
+    result = distributed.launch([], tmp_path, 3, gpus=["0", "1"], echo=lambda line: None)
+    assert result.exit_code == 0 and result.exit_codes == {w: [0] for w in ("chief", "tuner0", "tuner1", "tuner2")}
+    seen = {
+        w: next(line for line in (tmp_path / "logs" / f"{w}.log").read_text().splitlines() if line.startswith("GPU "))
+        for w in result.exit_codes
+    }
+    assert seen == {"chief": "GPU 0 false", "tuner0": "GPU 0 false", "tuner1": "GPU 1 false", "tuner2": "GPU 0 false"}
+
+
+def test_launch_starts_a_failed_worker_again_up_to_restarts(tmp_path, monkeypatch):
+    _stand_in(monkeypatch, 2, STAND_IN_FAILS_tuner1="2")
+    lines = []
+    result = distributed.launch([], tmp_path, 2, restarts=2, echo=lines.append)
+    assert result.exit_code == 0, lines
+    assert result.exit_codes == {"chief": [0], "tuner0": [0], "tuner1": [3, 3, 0]}
+    assert lines.count("tuner1 ended with exit code 3: starting it again (it runs its trial again)") == 2
+    assert (tmp_path / "logs" / "tuner1.log").read_text().count("restarted") == 2
+
+
+def test_launch_gives_up_and_stops_the_waiting_chief(tmp_path, monkeypatch):
+    _stand_in(monkeypatch, 2, STAND_IN_FAILS_tuner1="5")
+    lines = []
+    result = distributed.launch([], tmp_path, 2, restarts=1, echo=lines.append)
+    assert result.exit_code == 1
+    assert result.exit_codes["tuner1"] == [3, 3] and result.exit_codes["tuner0"] == [0]
+    assert result.exit_codes["chief"] == [-signal.SIGTERM]  # it was left waiting, then stopped
+    assert "no worker left and the chief waits for the trial(s) of tuner1: stopping it" in lines
+
+
+def test_launch_does_not_restart_a_worker_that_rejects_its_flags(tmp_path, monkeypatch):
+    _stand_in(monkeypatch, 1, STAND_IN_FAILS_tuner0="5", STAND_IN_CODE="2")
+    result = distributed.launch([], tmp_path, 1, restarts=3, echo=lambda line: None)
+    assert result.exit_code == 1 and result.exit_codes["tuner0"] == [2]
+
+
 # -- a chief and two workers on loopback ------------------------------------------------
 
 

@@ -20,6 +20,9 @@ def launch(
     port: Optional[int] = typer.Option(None, help="First oracle port (default: a free one); search i uses PORT+i."),
     host: str = typer.Option("127.0.0.1", help="Address the chief listens on."),
     restarts: int = typer.Option(2, help="How often a worker that dies is started again (it re-runs its trial)."),
+    gpus: Optional[str] = typer.Option(
+        None, help="Comma list of GPU ids to spread the workers over, one GPU each in turn (e.g. 0,1,2,3)."
+    ),
 ):
     """Run a distributed search on this machine: a chief and N workers, with logs in RUN/logs.
 
@@ -52,6 +55,7 @@ def launch(
         port=port,
         searches=1 + len(BASELINES),  # ports for the most searches a run can hold
         restarts=restarts,
+        gpus=_parse_gpus(gpus),
         echo=lambda line: typer.echo(line),
     )
     for worker_id, codes in result.exit_codes.items():
@@ -64,6 +68,15 @@ def launch(
         typer.echo(summary.read_text())
         typer.echo(f"Run directory: {directory}; logs in {result.logs}")
     raise typer.Exit(code=result.exit_code)
+
+
+def _parse_gpus(value):
+    if value is None:
+        return None
+    ids = [v.strip() for v in value.split(",")]
+    if not ids or not all(v.isdigit() for v in ids):
+        fail(f"`gpus` must be a comma list of GPU ids, e.g. 0,1. Received: gpus={value!r}")
+    return ids
 
 
 def _tail(path, lines=1):

@@ -338,19 +338,23 @@ class _Process:
     worker_id: str
     command: list
     log_path: Path
+    env: dict = None
     process: subprocess.Popen = None
     starts: int = 0
     exit_codes: list = dataclasses.field(default_factory=list)
 
-    def start(self, env):
+    def start(self):
         self.starts += 1
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")
-        if self.starts > 1:
-            log.write(f"\n--- {self.worker_id} restarted (start {self.starts}) ---\n")
-            log.flush()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        if self.starts == 1:
+            log.write(f"--- {stamp} {self.worker_id}: {' '.join(self.command)} ---\n")
+        else:
+            log.write(f"\n--- {stamp} {self.worker_id} restarted (start {self.starts}) ---\n")
+        log.flush()
         self.process = subprocess.Popen(
-            self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
         )
         log.close()  # the child holds its own descriptor
 
@@ -386,7 +390,7 @@ def tune_command(tune_args, directory, chief, worker_id):
     ]
 
 
-def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, searches=1, restarts=2,
+def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, searches=1, restarts=2, gpus=None,
            grace_seconds=60, poll_seconds=0.5, echo=print):
     """Runs one search as a chief and ``workers`` workers on this machine; waits for it.
 
@@ -402,6 +406,12 @@ def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, search
             find free ports for all of them.
         restarts: how often a worker that dies is started again with its id
             (it then runs again the trial it held).
+        gpus: GPU ids (as CUDA_VISIBLE_DEVICES counts them) to spread the
+            workers over, one each in turn; the chief, which trains nothing
+            but scores the best models at the end, sees the first. Each
+            process then allocates GPU memory as it needs it instead of
+            taking it all (TF_FORCE_GPU_ALLOW_GROWTH, XLA_PYTHON_CLIENT_PREALLOCATE).
+            None: every process sees what this one sees.
         grace_seconds: how long workers may run on once the chief has ended.
         echo: where progress lines go.
 
@@ -423,17 +433,20 @@ def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, search
     for key in (ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT):
         env.pop(key, None)
     ids = [CHIEF] + [f"tuner{i}" for i in range(workers)]
+    envs = {worker_id: env for worker_id in ids}
+    if gpus:
+        gpus = [str(g).strip() for g in gpus]
+        shared = dict(env, TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false")
+        envs = {worker_id: dict(shared, CUDA_VISIBLE_DEVICES=gpus[max(i - 1, 0) % len(gpus)])
+                for i, worker_id in enumerate(ids)}
     procs = {
         worker_id: _Process(worker_id, tune_command(tune_args, directory, chief_address, worker_id),
-                            logs / f"{worker_id}.log")
+                            logs / f"{worker_id}.log", env=envs[worker_id])
         for worker_id in ids
     }
-    for proc in procs.values():
-        if proc.log_path.exists():
-            proc.log_path.unlink()
     echo(f"chief on {chief_address}, {workers} worker(s); logs in {logs}")
     for proc in procs.values():
-        proc.start(env)
+        proc.start()
     chief = procs[CHIEF]
     exit_code = 0
     chief_ended_at = None
@@ -463,7 +476,7 @@ def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, search
                     echo(f"{worker_id} finished")
                 elif chief_ended_at is None and proc.starts <= restarts and code != USAGE_ERROR:
                     echo(f"{worker_id} ended with exit code {code}: starting it again (it runs its trial again)")
-                    proc.start(env)
+                    proc.start()
                 else:
                     echo(f"{worker_id} ended with exit code {code}")
                     failed.append(worker_id)
