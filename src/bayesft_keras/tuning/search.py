@@ -24,6 +24,7 @@ best_model.keras and the reports as above.
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -171,7 +172,12 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     main_hypermodel.declare_hyperparameters(space)
     if injection_hypermodel is not None:
         injection_hypermodel.declare_hyperparameters(space)
-    logger = HParamsLogger(directory / "tb", space, objective.curve_sigmas)
+    # TensorBoard's HParams log needs TensorFlow; a JAX or torch machine without it tunes without the log.
+    logger = None
+    if importlib.util.find_spec("tensorflow") is not None:
+        logger = HParamsLogger(directory / "tb", space, objective.curve_sigmas)
+    elif verbose:
+        print("TensorFlow is not installed: no TensorBoard HParams log in RUN/tb.")
 
     common = dict(
         objective_spec=objective,
