@@ -34,9 +34,24 @@ def tune(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training batch size."),
     min_clean_accuracy: Optional[float] = typer.Option(None, "--min-clean-accuracy", help="Trials below this clean accuracy score 0."),
     quiet: bool = typer.Option(False, help="Only print the result."),
+    # Distributed tuning (tuning/distributed.py): Keras Tuner's chief/worker mode, tf.distribute.
+    chief: Optional[str] = typer.Option(
+        None, help="HOST:PORT of the chief of a distributed search (search i of the run uses PORT+i)."
+    ),
+    worker_id: Optional[str] = typer.Option(
+        None, "--worker-id", help="'chief' to serve the oracles, else this worker's id (tuner0, tuner1, ...)."
+    ),
+    distribute: str = typer.Option(
+        "none", help="Data-parallel training of each trial: 'mirrored' (tf.distribute over local GPUs) or 'none'."
+    ),
 ):
     """Search per-layer dropout rates that keep a network accurate after ReRAM drift (BayesFT)."""
+    from bayesft_keras.tuning import distributed
     from bayesft_keras.tuning.config import load_preset
+
+    cluster = distributed.Cluster.from_flags(chief, worker_id)
+    if distribute not in distributed.DISTRIBUTE_CHOICES:
+        fail(f"`distribute` must be one of {list(distributed.DISTRIBUTE_CHOICES)}. Received: distribute={distribute!r}")
 
     if preset is None:
         preset = "detection-quick" if task == "detection" else "quick"
@@ -75,7 +90,10 @@ def tune(
     from bayesft_keras.tuning.search import run_search
 
     try:
-        result = run_search(config, directory, verbose=0 if quiet else 1)
+        strategy = distributed.mirrored_strategy(distribute)
+        result = run_search(
+            config, directory, verbose=0 if quiet else 1, cluster=cluster, distribution_strategy=strategy
+        )
     except KeyboardInterrupt:
         typer.echo(
             f"Interrupted. Finished trials are saved in {directory}; run the same command "
@@ -83,6 +101,10 @@ def tune(
             err=True,
         )
         raise typer.Exit(code=130)
+    if cluster is not None and not cluster.is_chief:
+        trials = ", ".join(f"{method}: {n}" for method, n in result.worker_trials.items())
+        typer.echo(f"Worker {cluster.worker_id}: the search is over; trials run here: {trials}.")
+        return
     _print_result(result)
 
 

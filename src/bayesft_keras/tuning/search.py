@@ -15,10 +15,17 @@ Run directory layout::
 
 Running again with the same directory resumes: finished trials are kept, an
 interrupted trial is run again, finished searches are not repeated.
+
+Distributed (``cluster``, see `distributed`): every process runs this function
+with the same settings and directory. Workers run trials and return after the
+last search; the chief serves each search's oracle, then writes trials.csv,
+best_model.keras and the reports as above.
 """
 
+import contextlib
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +60,8 @@ class MethodResult:
 class SearchResult:
     config: TuneConfig
     directory: Path
-    methods: dict  # method -> MethodResult
+    methods: dict  # method -> MethodResult (empty on a worker of a distributed search)
+    worker_trials: dict = dataclasses.field(default_factory=dict)  # on a worker: method -> trials it ran
 
     @property
     def best(self):
@@ -100,7 +108,7 @@ class _FixedRatesHyperParameters:
         return hp
 
 
-def run_search(config, directory, *, verbose=1, build_hypermodel=None):
+def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=None, distribution_strategy=None):
     """Runs (or resumes) the search and the baselines; writes the run directory.
 
     Args:
@@ -109,7 +117,13 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
         verbose: Keras Tuner / Keras verbosity (0 silent, 1 progress).
         build_hypermodel: optional ``f(config, dataset, noise_injection=False)
             -> HyperModel`` to replace the architecture zoo's hypermodel.
+        cluster: a `distributed.Cluster` to run as the chief or a worker of a
+            distributed search; None for a search in this process alone.
+        distribution_strategy: a `tf.distribute` strategy each trial trains
+            under (`distributed.mirrored_strategy("mirrored")`), or None.
     """
+    from bayesft_keras.tuning import distributed
+
     from bayesft_keras import data as data_lib
     from bayesft_keras.evaluation import evaluate_drift
     from bayesft_keras.evaluation import plot_reports
@@ -167,9 +181,14 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
         directory=str(directory / "kt"),
         overwrite=False,
         seed=config.seed,
+        distribution_strategy=distribution_strategy,
     )
+    worker = cluster is not None and not cluster.is_chief
+    if worker:
+        common["trials_csv"] = None  # a worker cannot read the oracle's trials; the chief writes the file
     from bayesft_keras.tuning.tuner import BayesFTTuner
     from bayesft_keras.tuning.tuner import DriftRandomSearch
+    from bayesft_keras.tuning.tuner import write_trials_csv
 
     tuners = {
         "bayesft": lambda: BayesFTTuner(
@@ -208,14 +227,9 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
         )
 
     report_sigmas = _report_sigmas(config)
-    results = {}
-    for method, make in tuners.items():
-        tuner = make()
-        if verbose:
-            print(f"\n== {METHOD_TITLES[method]}: {tuner.oracle.max_trials} trial(s) ==")
-        # Keras's live progress bar in a terminal, one line per epoch in a log.
-        fit_verbose = verbose if not verbose or sys.stdout.isatty() else 2
-        tuner.search(ds.x_train, ds.y_train, verbose=fit_verbose)
+    reports_dir = directory / "reports"
+
+    def report_method(method, tuner):
         best_trial = tuner.oracle.get_best_trials(1)[0]
         model = tuner.load_model(best_trial)
         if method == "bayesft":
@@ -230,11 +244,10 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
             name=METHOD_TITLES[method],
             progress=bool(verbose),
         )
-        reports_dir = directory / "reports"
         reports_dir.mkdir(exist_ok=True)
         report.to_json(reports_dir / f"{method}.json")
         report.to_csv(reports_dir / f"{method}.csv")
-        results[method] = MethodResult(
+        return MethodResult(
             method=method,
             hyperparameters=dict(best_trial.hyperparameters.values),
             validation_score=float(best_trial.score),
@@ -242,6 +255,36 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None):
             trials=len(tuner.completed_trials()),
             timings=dict(tuner.timings),
         )
+
+    fit_verbose = verbose if not verbose or sys.stdout.isatty() else 2  # live bar on a terminal, a line per epoch in a log
+    results = {}
+    served = {}  # chief: searches to report once all are over, so that workers never wait for reports
+    trials_run = {}  # worker: method -> trials run here
+    with contextlib.ExitStack() as stack:
+        servers = stack.enter_context(distributed.OracleServers()) if cluster and cluster.is_chief else None
+        for index, (method, make) in enumerate(tuners.items()):
+            with cluster.activate(index) if cluster else distributed.local_resume(directory / "kt" / method):
+                tuner = make()
+                if verbose:
+                    print(f"\n== {METHOD_TITLES[method]}: {tuner.oracle.max_trials} trial(s) ==")
+                if servers is not None:
+                    tuner.oracle.verbose = verbose
+                    servers.serve(
+                        tuner, cluster.host, cluster.port_of(index),
+                        on_trial_end=lambda trial, tuner=tuner: write_trials_csv(tuner, directory / "trials.csv"),
+                    )
+                    write_trials_csv(tuner, directory / "trials.csv")
+                    served[method] = tuner
+                    continue
+                tuner.search(ds.x_train, ds.y_train, verbose=fit_verbose)
+            if worker:
+                trials_run[method] = len(tuner.timings)
+            else:
+                results[method] = report_method(method, tuner)
+    if worker:
+        return SearchResult(config=config, directory=directory, methods={}, worker_trials=trials_run)
+    for method, tuner in served.items():
+        results[method] = report_method(method, tuner)
     plot_reports([r.report for r in results.values()], directory / "reports" / "comparison.png")
     result = SearchResult(config=config, directory=directory, methods=results)
     (directory / "summary.md").write_text(summary_markdown(result))
@@ -290,7 +333,10 @@ def _check_same_config(config, directory):
                 f"({', '.join(changed)}); use a new --dir or the same settings to resume."
             )
     else:
-        path.write_text(json.dumps(current, indent=2))
+        # Atomic: the processes of a distributed search all write it at once.
+        tmp = path.with_name(f"config.json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(current, indent=2))
+        os.replace(tmp, path)
 
 
 def summary_markdown(result):

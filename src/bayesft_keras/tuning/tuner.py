@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import keras_tuner
 
+from bayesft_keras.tuning import distributed
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
 
@@ -62,13 +63,19 @@ class DriftScoredTuner:
 
     def on_trial_begin(self, trial):
         self._trial_started = time.perf_counter()
+        self._trial_metrics = None
+        if self._is_worker():  # the chief's oracle logs trials; a worker's log says which it runs
+            print(distributed.trial_started_line(self.tuner_id, self.method, trial), flush=True)
         super().on_trial_begin(trial)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         start = time.perf_counter()
-        model = self.hypermodel.build(hp)
-        self.hypermodel.fit(hp, model, *args, **kwargs)
+        # Under a tf.distribute strategy (data-parallel training) when one is given;
+        # fit too, as it may compile again (the one-cycle schedule needs the step count).
+        with keras_tuner.engine.tuner.maybe_distribute(self.distribution_strategy):
+            model = self.hypermodel.build(hp)
+            self.hypermodel.fit(hp, model, *args, **kwargs)
         trained = time.perf_counter()
         metrics, report = self.objective_spec.evaluate(model, *self.validation_data)
         scored = time.perf_counter()
@@ -85,6 +92,7 @@ class DriftScoredTuner:
             "score": scored - trained,
             "save": time.perf_counter() - scored,
         }
+        self._trial_metrics = metrics
         return metrics
 
     def load_model(self, trial):
@@ -96,6 +104,8 @@ class DriftScoredTuner:
             write_trials_csv(self, self.trials_csv)
         if trial.trial_id in self.timings:
             self.timings[trial.trial_id]["total"] = time.perf_counter() - self._trial_started
+        if self._is_worker():
+            print(distributed.trial_ended_line(self.tuner_id, self.method, trial, self._trial_metrics), flush=True)
 
     def completed_trials(self):
         return [

@@ -1,0 +1,74 @@
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bayesft_keras.cli.app import app
+from bayesft_keras.cli.app import fail
+from bayesft_keras.cli.app import user_errors
+
+_OWN_FLAGS = ("--chief", "--worker-id")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def launch(
+    ctx: typer.Context,
+    workers: int = typer.Option(..., help="Number of worker processes (each runs trials)."),
+    preset: Optional[str] = typer.Option(None, help="A preset name from tuners/ or a path to a TOML file (as tune's)."),
+    dir: Optional[Path] = typer.Option(None, "--dir", help="Run directory (default: runs/<preset>)."),
+    port: Optional[int] = typer.Option(None, help="First oracle port (default: a free one); search i uses PORT+i."),
+    host: str = typer.Option("127.0.0.1", help="Address the chief listens on."),
+    restarts: int = typer.Option(2, help="How often a worker that dies is started again (it re-runs its trial)."),
+):
+    """Run a distributed search on this machine: a chief and N workers, with logs in RUN/logs.
+
+    Other options are those of `bayesft-keras tune` and go to every process,
+    e.g. `bayesft-keras launch --workers 2 --preset quick --trials 8`.
+    """
+    from bayesft_keras.tuning import distributed
+    from bayesft_keras.tuning.config import BASELINES
+    from bayesft_keras.tuning.config import load_preset
+
+    tune_args = list(ctx.args)
+    for flag in _OWN_FLAGS + ("--dir",):
+        if any(arg == flag or arg.startswith(flag + "=") for arg in tune_args):
+            fail(f"`launch` sets {flag} of each process itself. Received: {' '.join(tune_args)}")
+    if port is not None and not 1 <= port <= 65535 - len(BASELINES):
+        fail(f"`port` must be in [1, {65535 - len(BASELINES)}]. Received: port={port}")
+    if preset is not None:
+        tune_args = ["--preset", preset, *tune_args]
+    else:  # tune's default preset
+        detection = any(a == "--task=detection" for a in tune_args) or any(
+            a == "--task" and b == "detection" for a, b in zip(tune_args, tune_args[1:])
+        )
+        preset = "detection-quick" if detection else "quick"
+    directory = dir or Path("runs") / load_preset(preset).name
+    result = distributed.launch(
+        tune_args,
+        directory,
+        workers,
+        host=host,
+        port=port,
+        searches=1 + len(BASELINES),  # ports for the most searches a run can hold
+        restarts=restarts,
+        echo=lambda line: typer.echo(line),
+    )
+    for worker_id, codes in result.exit_codes.items():
+        if codes and codes[-1] not in (0, None):
+            tail = _tail(result.logs / f"{worker_id}.log")
+            if tail:
+                typer.echo(f"{worker_id}.log ends with: {tail}", err=True)
+    summary = directory / "summary.md"
+    if result.exit_code == 0 and summary.is_file():
+        typer.echo(summary.read_text())
+        typer.echo(f"Run directory: {directory}; logs in {result.logs}")
+    raise typer.Exit(code=result.exit_code)
+
+
+def _tail(path, lines=1):
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
