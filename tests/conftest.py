@@ -2,6 +2,8 @@ import os
 
 # Quiet TensorFlow's C++ logging in test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# oneDNN CPU kernels: several times faster convolutions on this CPU (TF leaves them off here).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -264,7 +264,7 @@ y = (x.reshape(200, -1)[:, :18].sum(1) > x.reshape(200, -1)[:, 18:].sum(1)).asty
 model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
                           keras.layers.Flatten(), keras.layers.Dense(2)])
 model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-model.fit(x, y, epochs=30, verbose=0)
+model.fit(x, y, epochs=5, verbose=0)
 kw = dict(sigmas=[0.0, 1.0], chips=3, seed=1, progress=False)
 a = bk.evaluate_drift(model, (x, y), **kw)
 b = bk.evaluate_drift(model, (x, y), chips_per_pass=2, batch_size=64, **kw)

@@ -183,7 +183,9 @@ class LegacyChipSimulator:
             state = self.metric.initial_state()
             for x, y in self._batches:
                 state = self.metric.update(state, y, self._forward(x))
-            return float(self.metric.result(state))
+            # The core's metrics read results for a stack of chips: this is one.
+            stacked = [np.asarray(tf.convert_to_tensor(v))[None] for v in state]
+            return float(self.metric.results(stacked)[0])
         predictions = np.concatenate([self._forward(x).numpy() for x, _ in self._batches])
         return float(self.metric.result(self._y_host, predictions))
 
