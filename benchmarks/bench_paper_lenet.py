@@ -70,7 +70,10 @@ def parse_args(argv=None):
     p.add_argument("--sides", default="theirs,ours")
     p.add_argument("--init", default=None, help="our init (torch|he|glorot), when TuneConfig has it")
     p.add_argument("--init-scale", type=float, default=None)
-    p.add_argument("--torch-threads", type=int, default=2)
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="theirs: torch.set_num_threads (1: on a loaded 2-core machine 2 threads ran ~10x slower)")
+    p.add_argument("--tf-threads", type=int, default=0,
+                   help="ours (TensorFlow backend): intra- and inter-op threads; 0 keeps TensorFlow's default")
     p.add_argument("--no-epoch-validation", action="store_true",
                    help="theirs: skip the per-epoch validation pass of their training loop")
     p.add_argument("--workdir", default=None, help="keep our run directories here (default: a temp dir)")
@@ -400,6 +403,11 @@ def main(argv=None):
     torch.set_num_threads(args.torch_threads)
     import keras
 
+    if args.tf_threads and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.tf_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.tf_threads)
     sides = [s for s in args.sides.split(",") if s]
     fields = config_fields()
     spaces = [s for s in args.spaces.split(",") if s]
@@ -416,6 +424,7 @@ def main(argv=None):
         "benchmark": "bench_paper_lenet", "args": vars(args), "spaces": spaces, "skipped_spaces": skipped_spaces,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "tf_threads": args.tf_threads or "default",
                     "keras": keras.__version__, "keras_backend": keras.backend.backend(),
                     "bayes_opt": ref.BAYES_OPT_VERSION, "loadavg_start": os.getloadavg()},
         "our_config_paper": our_recipe(base_config(args, 0, space="paper")),
