@@ -13,7 +13,9 @@ validation, and the winner is re-scored on fresh chips on validation and on test
     for --search-seeds seeds per side; the data split of search seed s is load(seed=s) on both
     sides (run_search ties the split to its seed). Ours runs every --spaces search space
     ("paper", "extended") that TuneConfig supports.
-(c) wall time per trial (train / score) and of the drift curves.
+(c) wall time per trial (train / score) and of the drift curves. Threads: --torch-threads
+    (default 1: on the shared, loaded 2-core machine torch with 2 threads trained ~10x
+    slower) and --tf-threads (default: TensorFlow's own); the load average is recorded.
 
     PYTHONPATH=src nice -n 10 python benchmarks/bench_paper_lenet.py --out runs/paper_lenet.json
     # smoke test:
