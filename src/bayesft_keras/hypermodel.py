@@ -44,6 +44,19 @@ RECIPES = {
 CUSTOM_RECIPE = Recipe(1e-3, source="default for build_fn")
 OUTPUT_SITE = "output"
 
+# Search spaces: "paper" searches the dropout rates only (the BayesFT paper);
+# "extended" searches, jointly with them, the recipe choices that move drift
+# tolerance as much as dropout does (shared/REFERENCE.md).
+SEARCH_SPACES = ("paper", "extended")
+INJECTION_HP = "noise_injection_sigma"
+INIT_SCALE_HP = "init_scale"
+WEIGHT_DECAY_HP = "weight_decay"
+LEARNING_RATE_HP = "learning_rate"
+INIT_SCALE_RANGE = (0.1, 1.5)
+WEIGHT_DECAY_RANGE = (1e-6, 1e-2)
+INJECTION_RANGE = (0.0, 1.5)
+LEARNING_RATE_FACTORS = (0.2, 3.0)  # around the recipe's peak rate
+
 
 def hp_name(site):
     """The hyperparameter name of a dropout site, e.g. ``dropout_conv1``."""
@@ -116,6 +129,14 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             ``noise`` or ``bits`` its model is put on the device by
             `bayesft_keras.convert`. A model it returns compiled is kept as is.
         sites: the site names of ``build_fn``.
+        search_space: "paper" (default): the dropout rates only. "extended":
+            also the initialization scale (``init_scale``, log in
+            `INIT_SCALE_RANGE`), the coupled weight decay (``weight_decay``,
+            log in `WEIGHT_DECAY_RANGE`), the noise-injection sigma of training
+            (``noise_injection_sigma`` in `INJECTION_RANGE`, 0 = off) and the
+            peak learning rate (``learning_rate``, log, `LEARNING_RATE_FACTORS`
+            times the recipe's), all searched jointly; needs ``arch`` and a
+            noise model with a ``sigma`` (`LogNormalDrift`).
         name, tunable: as `keras_tuner.HyperModel`.
         **arch_kwargs: the other arguments of `architectures.build` (width,
             normalization, activation, device_options, depth, ...).
@@ -143,11 +164,26 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         steps_per_epoch=None,
         build_fn=None,
         sites=None,
+        search_space="paper",
         name=None,
         tunable=True,
         **arch_kwargs,
     ):
         super().__init__(name=name, tunable=tunable)
+        if search_space not in SEARCH_SPACES:
+            raise ValueError(
+                f"`search_space` must be one of {list(SEARCH_SPACES)}. "
+                f"Received: search_space={search_space!r}"
+            )
+        self.search_space = search_space
+        if self.extended:
+            noise_model = noise_lib.get(noise)
+            if build_fn is not None or noise_model is None or "sigma" not in noise_model.param_names:
+                raise ValueError(
+                    "search_space='extended' needs an `arch` of the zoo and a noise model with a "
+                    f"`sigma` (e.g. LogNormalDrift(1.5)). Received: arch={arch!r}, "
+                    f"build_fn={build_fn!r}, noise={noise!r}"
+                )
         self.rate_range = _check_range("rate_range", rate_range)
         self.output_rate_range = _check_range("output_rate_range", output_rate_range)
         self.epochs = _check_count("epochs", epochs)
@@ -166,7 +202,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
                     "`sites` is for `build_fn`; an architecture has its own (see "
                     f"architectures.sites({arch!r})). Received: sites={sites!r}"
                 )
-            if self._train_noise:
+            if self._train_noise or self.extended:
                 device_options = arch_kwargs.get("device_options") or {}
                 arch_kwargs["device_options"] = {**device_options, "train_noise": True}
             self._blueprint = architectures.blueprint(
@@ -235,13 +271,37 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         """The (low, high) range of a site's rate."""
         return self.output_rate_range if site == OUTPUT_SITE else self.rate_range
 
+    @property
+    def extended(self):
+        return self.search_space == "extended"
+
     def declare_hyperparameters(self, hp):
-        """Declares one Float per site in ``hp`` (keras-tuner's hook); returns ``{site: rate}``."""
+        """Declares one Float per site in ``hp`` (keras-tuner's hook), and the recipe's
+        values of the extended space; returns ``{site: rate}``."""
         rates = {}
         for site in self.sites:
             low, high = self.range_of(site)
             rates[site] = hp.Float(hp_name(site), min_value=low, max_value=high)
+        if self.extended:
+            hp.Float(INIT_SCALE_HP, *INIT_SCALE_RANGE, sampling="log")
+            hp.Float(WEIGHT_DECAY_HP, *WEIGHT_DECAY_RANGE, sampling="log")
+            hp.Float(INJECTION_HP, *INJECTION_RANGE)
+            low, high = LEARNING_RATE_FACTORS
+            hp.Float(LEARNING_RATE_HP, self.learning_rate * low, self.learning_rate * high, sampling="log")
         return rates
+
+    def recipe_values(self):
+        """The hand-picked values of the extended space's recipe hyperparameters: the
+        recipe's own (scale 1, its weight decay, no noise injection, its rate)."""
+        if not self.extended:
+            return {}
+        low, high = WEIGHT_DECAY_RANGE
+        return {
+            INIT_SCALE_HP: 1.0,
+            WEIGHT_DECAY_HP: min(max(self.weight_decay or low, low), high),
+            INJECTION_HP: 0.0,
+            LEARNING_RATE_HP: self.learning_rate,
+        }
 
     def hyperparameters(self):
         """A new `keras_tuner.HyperParameters` holding this search space."""
@@ -251,7 +311,10 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
 
     def hyperparameter_names(self):
         """The names of the hyperparameters this hypermodel declares, in order."""
-        return [hp_name(site) for site in self.sites]
+        names = [hp_name(site) for site in self.sites]
+        if self.extended:
+            names += [INIT_SCALE_HP, WEIGHT_DECAY_HP, INJECTION_HP, LEARNING_RATE_HP]
+        return names
 
     def rates(self, hp):
         """``{site: rate}`` of a `HyperParameters` (or a ``{name: value}`` dict)."""
@@ -263,7 +326,8 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         rates = self.declare_hyperparameters(hp)
         if self._blueprint is not None:
-            model = self._blueprint.build(rates)
+            init_scale = hp.get(INIT_SCALE_HP) if self.extended else None
+            model = self._blueprint.build(rates, init_scale=init_scale)
         else:
             model = self.build_fn(dict(rates))
             if not isinstance(model, keras.Model):
@@ -282,11 +346,27 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             if getattr(model, "compiled", False):
                 return model  # the user's own training recipe
         steps = None if self.steps_per_epoch is None else self.epochs * self.steps_per_epoch
+        if self.extended:
+            model._bayesft_searched_recipe = {
+                "learning_rate": hp.get(LEARNING_RATE_HP), "weight_decay": hp.get(WEIGHT_DECAY_HP),
+            }
         self._compile(model, steps)
         return model
 
     def fit(self, hp, model, *args, **kwargs):
         """Trains ``model`` (keras-tuner's hook); the schedule spans exactly the training."""
+        if self.extended:
+            from bayesft_keras.chip import set_noise
+
+            # Training sees drift at the searched strength (0: none); evaluation, the device's.
+            set_noise(model, self.noise.with_params(sigma=hp.get(INJECTION_HP)))
+            try:
+                return self._fit(hp, model, *args, **kwargs)
+            finally:
+                set_noise(model, self.noise)
+        return self._fit(hp, model, *args, **kwargs)
+
+    def _fit(self, hp, model, *args, **kwargs):
         kwargs.setdefault("epochs", self.epochs)
         x = args[0] if args else kwargs.get("x")
         if _is_array_data(x):
@@ -321,7 +401,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
 
     def _compile(self, model, total_steps):
         model.compile(
-            optimizer=self.optimizer(total_steps),
+            optimizer=self.optimizer(total_steps, **getattr(model, "_bayesft_searched_recipe", {})),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -359,9 +439,6 @@ def _steps_per_epoch(x, batch_size, validation_split):
         return len(x)  # batches: tf.data with known cardinality, PyDataset
     except TypeError:
         return None
-
-
-INJECTION_HP = "noise_injection_sigma"
 
 
 class NoiseInjectionHyperModel(BayesFTHyperModel):

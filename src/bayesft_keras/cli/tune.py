@@ -33,6 +33,9 @@ def tune(
     width: Optional[float] = typer.Option(None, help="Width multiplier of the architecture."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training batch size."),
     min_clean_accuracy: Optional[float] = typer.Option(None, "--min-clean-accuracy", help="Trials below this clean accuracy score 0."),
+    init: Optional[str] = typer.Option(None, help="Weight initialization: torch (PyTorch's default, as the authors train), he, glorot, or 'default' (the architecture's)."),
+    init_scale: Optional[float] = typer.Option(None, "--init-scale", help="Factor on every initial weight's bound."),
+    search_space: Optional[str] = typer.Option(None, "--search-space", help="paper (dropout rates only) or extended (also init scale, weight decay, noise-injection sigma, learning rate)."),
     quiet: bool = typer.Option(False, help="Only print the result."),
     # Distributed tuning (tuning/distributed.py): Keras Tuner's chief/worker mode, tf.distribute.
     chief: Optional[str] = typer.Option(
@@ -84,6 +87,9 @@ def tune(
         width=width,
         batch_size=batch_size,
         min_clean_accuracy=min_clean_accuracy,
+        init=init,
+        init_scale=init_scale,
+        search_space=search_space,
     )
     _check_names(config)
     directory = dir or Path("runs") / config.name

@@ -11,6 +11,8 @@ import tomllib
 from pathlib import Path
 
 BASELINES = ("random", "uniform", "no_dropout", "noise_injection")
+INITS = ("torch", "he", "glorot")
+SEARCH_SPACES = ("paper", "extended")
 TASKS = ("classification", "detection")
 DEFAULT_PRESET = "quick"
 
@@ -31,6 +33,10 @@ class TuneConfig:
     activation: str = "relu"
     granularity: str = "stage"
     input_shape: tuple | None = None
+    # weight initialization: None for the architecture's default ("torch",
+    # PyTorch's, as the authors train; "he" for resnet18/mobilenetv2)
+    init: str | None = None
+    init_scale: float = 1.0
     # data
     dataset: str = "digits"
     data_dir: str | None = None
@@ -48,6 +54,12 @@ class TuneConfig:
     initial_points: int = 4
     rate_range: tuple = (0.2, 0.8)
     output_rate_range: tuple = (0.1, 0.5)
+    # "paper": dropout rates only; "extended": also init scale, weight decay,
+    # noise-injection sigma and learning rate (BayesFTHyperModel)
+    search_space: str = "paper"
+    # the hand-picked first trial's rates, one per site in order (None: the
+    # centre of each range)
+    initial_rates: tuple | None = None
     baselines: tuple = ("no_dropout",)
     uniform_rate: float = 0.5
     noise_injection_range: tuple = (0.1, 1.5)
@@ -105,6 +117,20 @@ class TuneConfig:
             fail("report_sigmas", self.report_sigmas, "(start, stop, count) with start >= 0")
         if self.granularity not in ("stage", "layer"):
             fail("granularity", self.granularity, "'stage' or 'layer'")
+        if self.init is not None and self.init not in INITS:
+            fail("init", self.init, f"one of {list(INITS)} or none (the architecture's default)")
+        if (
+            isinstance(self.init_scale, bool) or not isinstance(self.init_scale, (int, float))
+            or not 0 < self.init_scale < float("inf")
+        ):
+            fail("init_scale", self.init_scale, "a positive finite number")
+        if self.search_space not in SEARCH_SPACES:
+            fail("search_space", self.search_space, f"one of {list(SEARCH_SPACES)}")
+        if self.initial_rates is not None and (
+            not self.initial_rates
+            or not all(isinstance(r, (int, float)) and 0 <= r < 1 for r in self.initial_rates)
+        ):
+            fail("initial_rates", self.initial_rates, "a list of dropout rates in [0, 1), one per site")
 
     def replace(self, **overrides):
         """A copy with the given fields replaced; None values are ignored."""
@@ -133,6 +159,8 @@ def _normalise(name, value):
     if name in _TUPLE_FIELDS and isinstance(value, list):
         return tuple(value)
     if name == "bits" and value in ("none", "None", 0):
+        return None
+    if name == "init" and value in ("none", "None", "default"):
         return None
     return value
 

@@ -320,10 +320,12 @@ def _zoo_hypermodel(config, ds, noise_injection=False):
         width=config.width,
         normalization=config.normalization,
         activation=config.activation,
+        init=config.init,
+        init_scale=config.init_scale,
     )
     if noise_injection:
         return NoiseInjectionHyperModel(sigma_range=tuple(config.noise_injection_range), **kwargs)
-    return BayesFTHyperModel(**kwargs)
+    return BayesFTHyperModel(search_space=config.search_space, **kwargs)
 
 
 def _check_same_config(config, directory):
