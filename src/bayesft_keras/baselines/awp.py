@@ -225,7 +225,8 @@ class AWPModel(keras.Model):
         """
         _check_backend(keras.backend.backend())
         if iteration is None:
-            iteration = self.optimizer.iterations if self.optimizer is not None else 0
+            optimizer = getattr(self, "optimizer", None)
+            iteration = 0 if optimizer is None else optimizer.iterations
         trainable = [ops.convert_to_tensor(v.value) for v in self.trainable_variables]
         non_trainable = [ops.convert_to_tensor(v.value) for v in self.non_trainable_variables]
         grads, loss, _, _, x_adv, perturbation = self._awp(
