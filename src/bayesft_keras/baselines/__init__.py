@@ -44,6 +44,7 @@ def run_baseline(
     sigmas=None,
     chips=20,
     seed=0,
+    chip_seed=None,
     verbose=0,
     **kwargs,
 ):
@@ -56,7 +57,8 @@ def run_baseline(
         arch: an architecture of the zoo.
         sigmas: the drift sigmas of the report (None: 0, 0.05, ..., 1.5).
         chips: simulated chips per sigma.
-        seed: seed of the weights (`keras.utils.set_random_seed`) and of the chips.
+        seed: seed of the training (`keras.utils.set_random_seed`).
+        chip_seed: seed of the chips (None: ``seed``).
         verbose: Keras verbosity of the training.
         **kwargs: as `make_hypermodel` (noise, bits, epochs, batch_size,
             learning_rate, ...). ``noise`` defaults to `LogNormalDrift(0.8)`.
@@ -86,7 +88,7 @@ def run_baseline(
         (dataset.x_test, dataset.y_test),
         sigmas=DEFAULT_SIGMAS if sigmas is None else sigmas,
         chips=chips,
-        seed=seed,
+        seed=seed if chip_seed is None else chip_seed,
         metric=hypermodel.metric(),
         name=TITLES[method],
         progress=bool(verbose),
