@@ -1,6 +1,7 @@
 """bayesft-keras: ReRAM drift simulation and BayesFT dropout search for Keras 3."""
 
 from bayesft_keras import architectures
+from bayesft_keras import baselines
 from bayesft_keras import evaluation
 from bayesft_keras import layers
 from bayesft_keras import noise

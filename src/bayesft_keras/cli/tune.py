@@ -28,7 +28,7 @@ def tune(
     dir: Optional[Path] = typer.Option(None, "--dir", help="Run directory (default: runs/<preset>); reuse it to resume."),
     seed: Optional[int] = typer.Option(None, help="Seed of data splits, training, oracle and chips."),
     baselines: Optional[str] = typer.Option(
-        None, help="Comma list of baselines: random, uniform, no_dropout, noise_injection ('none' for none)."
+        None, help="Comma list of baselines: random, uniform, no_dropout, noise_injection, ftna, awp ('none' for none)."
     ),
     width: Optional[float] = typer.Option(None, help="Width multiplier of the architecture."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training batch size."),

@@ -10,7 +10,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-BASELINES = ("random", "uniform", "no_dropout", "noise_injection")
+# ftna, awp: the paper's own baselines (bayesft_keras.baselines), architecture zoo only.
+BASELINES = ("random", "uniform", "no_dropout", "noise_injection", "ftna", "awp")
+ZOO_ONLY_BASELINES = ("ftna", "awp")
 INITS = ("torch", "he", "glorot")
 SEARCH_SPACES = ("paper", "extended")
 TASKS = ("classification", "detection")
@@ -113,6 +115,10 @@ class TuneConfig:
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             fail("baselines", list(self.baselines), f"a subset of {list(BASELINES)}")
+        zoo_only = [b for b in self.baselines if b in ZOO_ONLY_BASELINES]
+        if zoo_only and self.task != "classification":
+            fail("baselines", list(self.baselines),
+                 f"without {zoo_only} for task={self.task!r} (classification only)")
         if len(self.report_sigmas) != 3 or self.report_sigmas[0] < 0:
             fail("report_sigmas", self.report_sigmas, "(start, stop, count) with start >= 0")
         if self.granularity not in ("stage", "layer"):

@@ -44,6 +44,8 @@ METHOD_TITLES = {
     "uniform": "uniform dropout",
     "no_dropout": "no dropout",
     "noise_injection": "noise-injection training",
+    "ftna": "FTNA (error-correcting output codes)",
+    "awp": "AWP (adversarial weight perturbation)",
 }
 
 
@@ -232,6 +234,23 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
             **common,
         )
 
+    # The paper's own baselines: one trial each, no dropout, the authors' settings
+    # (bayesft_keras.baselines); FTNA is scored by decoding its codewords.
+    method_metrics = {}
+    for method in ("ftna", "awp"):
+        if method in config.baselines:
+            hypermodel = _zoo_hypermodel(config, ds, baseline=method)
+            method_metrics[method] = hypermodel.metric()
+            tuners[method] = lambda hypermodel=hypermodel, method=method: DriftRandomSearch(
+                hypermodel,
+                max_trials=1,
+                hyperparameters=_FixedRatesHyperParameters.make(hypermodel, 0.0),
+                tune_new_entries=False,
+                project_name=method,
+                method=method,
+                **dict(common, objective_spec=dataclasses.replace(objective, metric=method_metrics[method])),
+            )
+
     report_sigmas = _report_sigmas(config)
     reports_dir = directory / "reports"
 
@@ -246,7 +265,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
             sigmas=report_sigmas,
             chips=config.report_chips,
             seed=config.seed,
-            metric=metric,
+            metric=method_metrics.get(method, metric),
             name=METHOD_TITLES[method],
             progress=bool(verbose),
         )
@@ -297,7 +316,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     return result
 
 
-def _zoo_hypermodel(config, ds, noise_injection=False):
+def _zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
     from bayesft_keras.hypermodel import BayesFTHyperModel
     from bayesft_keras.hypermodel import NoiseInjectionHyperModel
     from bayesft_keras.noise import LogNormalDrift
@@ -323,6 +342,10 @@ def _zoo_hypermodel(config, ds, noise_injection=False):
         init=config.init,
         init_scale=config.init_scale,
     )
+    if baseline is not None:  # "ftna" or "awp", with the authors' settings
+        from bayesft_keras.baselines import make_hypermodel
+
+        return make_hypermodel(baseline, **kwargs)
     if noise_injection:
         return NoiseInjectionHyperModel(sigma_range=tuple(config.noise_injection_range), **kwargs)
     return BayesFTHyperModel(search_space=config.search_space, **kwargs)
