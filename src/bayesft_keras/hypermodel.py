@@ -129,6 +129,11 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             ``noise`` or ``bits`` its model is put on the device by
             `bayesft_keras.convert`. A model it returns compiled is kept as is.
         sites: the site names of ``build_fn``.
+        initial_weights: a ``.weights.h5`` file every built model starts from
+            (layers matched by name; those whose shapes differ keep their
+            initialization), e.g. a network trained without dropout: a warm
+            start, as the authors' VGG11 starts from trained weights. None:
+            the initialization (``init``).
         search_space: "paper" (default): the dropout rates only. "extended":
             also the initialization scale (``init_scale``, log in
             `INIT_SCALE_RANGE`), the coupled weight decay (``weight_decay``,
@@ -164,6 +169,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         steps_per_epoch=None,
         build_fn=None,
         sites=None,
+        initial_weights=None,
         search_space="paper",
         name=None,
         tunable=True,
@@ -176,6 +182,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
                 f"Received: search_space={search_space!r}"
             )
         self.search_space = search_space
+        self.initial_weights = initial_weights
         if self.extended:
             noise_model = noise_lib.get(noise)
             if build_fn is not None or noise_model is None or "sigma" not in noise_model.param_names:
@@ -328,6 +335,8 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         if self._blueprint is not None:
             init_scale = hp.get(INIT_SCALE_HP) if self.extended else None
             model = self._blueprint.build(rates, init_scale=init_scale)
+            if self.initial_weights is not None:
+                model.load_weights(self.initial_weights, skip_mismatch=True)
         else:
             model = self.build_fn(dict(rates))
             if not isinstance(model, keras.Model):

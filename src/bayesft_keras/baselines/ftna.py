@@ -308,6 +308,8 @@ class FTNAHyperModel(BayesFTHyperModel):
             return super().build(hp)
         model = sigmoid_head(self._blueprint.build(self.declare_hyperparameters(hp)),
                              self.codebook.shape[1])
+        if self.initial_weights is not None:  # a warm start: all but the codeword head
+            model.load_weights(self.initial_weights, skip_mismatch=True)
         steps = None if self.steps_per_epoch is None else self.epochs * self.steps_per_epoch
         self._compile(model, steps)
         return model

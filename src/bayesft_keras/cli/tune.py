@@ -148,11 +148,8 @@ def _print_result(result):
     console.print("Best BayesFT dropout rates:")
     for name, value in result.best.hyperparameters.items():
         console.print(f"  {name} = {value:.3f}")
-    if "no_dropout" in result.methods:
-        rows = {r[0]: r for r in result.table_rows()}
-        gain = rows["bayesft"][1] - rows["no_dropout"][1]
-        console.print(
-            f"BayesFT vs no dropout at sigma={config.sigma}: {rows['bayesft'][1]:.4f} vs "
-            f"{rows['no_dropout'][1]:.4f} ({gain:+.4f})"
-        )
+    from bayesft_keras.tuning.verdict import verdict_lines
+
+    for line in verdict_lines(result, METHOD_TITLES):
+        console.print(line)
     console.print(f"Run directory: {result.directory} (tensorboard --logdir {result.directory / 'tb'})")

@@ -66,6 +66,10 @@ class TuneConfig:
     uniform_rate: float = 0.5
     noise_injection_range: tuple = (0.1, 1.5)
     # training
+    # > 0: train the network once without dropout for this many epochs, and
+    # start every trial and baseline from those weights (a warm start, as the
+    # authors' VGG11 starts from trained weights); 0: from the initialization
+    warm_start_epochs: int = 0
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float | None = None
@@ -93,6 +97,10 @@ class TuneConfig:
             fail("trials", self.trials, "an integer >= 1")
         if not _positive_int(self.epochs):
             fail("epochs", self.epochs, "an integer >= 1")
+        if isinstance(self.warm_start_epochs, bool) or not isinstance(self.warm_start_epochs, int) or (
+            self.warm_start_epochs < 0
+        ):
+            fail("warm_start_epochs", self.warm_start_epochs, "an integer >= 0")
         if not _positive_int(self.batch_size):
             fail("batch_size", self.batch_size, "an integer >= 1")
         if not _positive_int(self.report_chips):

@@ -37,6 +37,7 @@ import numpy as np
 from bayesft_keras.tuning.config import TuneConfig
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
+from bayesft_keras.tuning.verdict import verdict_lines
 
 METHOD_TITLES = {
     "bayesft": "BayesFT (GP Bayesian optimisation)",
@@ -65,6 +66,7 @@ class SearchResult:
     directory: Path
     methods: dict  # method -> MethodResult (empty on a worker of a distributed search)
     worker_trials: dict = dataclasses.field(default_factory=dict)  # on a worker: method -> trials it ran
+    chance: float = None  # accuracy of guessing (1 / classes); None for detection
 
     @property
     def best(self):
@@ -101,14 +103,41 @@ def _report_sigmas(config):
 
 
 class _FixedRatesHyperParameters:
-    """Hyperparameters that pin every dropout site of a hypermodel to one rate."""
+    """Hyperparameters that pin every dropout site of a hypermodel to one rate
+    (and the extended space's recipe values to the recipe's own)."""
 
     @staticmethod
     def make(hypermodel, rate):
+        recipe = hypermodel.recipe_values() if hasattr(hypermodel, "recipe_values") else {}
         hp = keras_tuner.HyperParameters()
         for name in hypermodel.hyperparameter_names():
-            hp.Fixed(name, float(rate))
+            hp.Fixed(name, float(recipe.get(name, rate)))
         return hp
+
+
+WARM_START_FILE = "warm_start.weights.h5"
+
+
+def _warm_start(config, directory, hypermodel, ds, verbose):
+    """Trains ``hypermodel``'s network without dropout once (kept in RUN/warm_start.weights.h5);
+    returns the file's path. A resumed run reuses the file."""
+    path = directory / WARM_START_FILE
+    if path.exists():
+        return path
+    if verbose:
+        print(f"\n== warm start: {config.arch} without dropout, {config.warm_start_epochs} epochs ==")
+    hp = _FixedRatesHyperParameters.make(hypermodel, 0.0)
+    model = hypermodel.build(hp)
+    hypermodel.fit(
+        hp, model, ds.x_train, ds.y_train, epochs=config.warm_start_epochs,
+        verbose=verbose if not verbose or sys.stdout.isatty() else 2,
+    )
+    # Atomic: a run killed here leaves no half file (and a distributed run's
+    # processes, which each train the same weights, never read one).
+    tmp = path.with_name(f"warm_start.{os.getpid()}.tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=None, distribution_strategy=None):
@@ -170,6 +199,12 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
         if "noise_injection" in config.baselines
         else None
     )
+    warm_start = None
+    if config.warm_start_epochs:
+        warm_start = str(_warm_start(config, directory, main_hypermodel, ds, verbose))
+        for hypermodel in (main_hypermodel, injection_hypermodel):
+            if hypermodel is not None:
+                hypermodel.initial_weights = warm_start
     space = keras_tuner.HyperParameters()
     main_hypermodel.declare_hyperparameters(space)
     if injection_hypermodel is not None:
@@ -240,6 +275,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     for method in ("ftna", "awp"):
         if method in config.baselines:
             hypermodel = _zoo_hypermodel(config, ds, baseline=method)
+            hypermodel.initial_weights = warm_start  # FTNA's 7-output head keeps its initialization
             method_metrics[method] = hypermodel.metric()
             tuners[method] = lambda hypermodel=hypermodel, method=method: DriftRandomSearch(
                 hypermodel,
@@ -302,6 +338,8 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
                     served[method] = tuner
                     continue
                 tuner.search(ds.x_train, ds.y_train, verbose=fit_verbose)
+                if verbose and tuner.timings:
+                    print(timing_line(tuner.timings))
             if worker:
                 trials_run[method] = len(tuner.timings)
             else:
@@ -311,7 +349,8 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     for method, tuner in served.items():
         results[method] = report_method(method, tuner)
     plot_reports([r.report for r in results.values()], directory / "reports" / "comparison.png")
-    result = SearchResult(config=config, directory=directory, methods=results)
+    chance = None if config.task == "detection" else 1.0 / ds.num_classes
+    result = SearchResult(config=config, directory=directory, methods=results, chance=chance)
     (directory / "summary.md").write_text(summary_markdown(result))
     return result
 
@@ -370,6 +409,22 @@ def _check_same_config(config, directory):
         os.replace(tmp, path)
 
 
+def timing_line(timings):
+    """One line: where the trials' time went, phase by phase (mean seconds per trial)."""
+    from bayesft_keras.tuning.tuner import timing_rows
+
+    mean = timing_rows(timings)
+    if not mean:
+        return "No trial was timed in this process (resumed trials keep no timings)."
+    n = sum(1 for t in timings.values() if "total" in t)
+    return (
+        f"Time per trial (mean of {n}): {mean['total']:.1f} s = build {mean['build']:.2f} + "
+        f"fit {mean['fit']:.1f} + drift objective {mean['score']:.2f} (device copy, compile, "
+        f"chips) + save {mean['save']:.2f} + HParams log {mean['hparams']:.2f} + Keras Tuner "
+        f"{mean['bookkeeping']:.2f}"
+    )
+
+
 def summary_markdown(result):
     sigma = result.config.sigma
     lines = [
@@ -384,7 +439,14 @@ def summary_markdown(result):
     ]
     for method, drift, clean, val, trials in result.table_rows():
         lines.append(f"| {METHOD_TITLES[method]} | {drift:.4f} | {clean:.4f} | {val:.4f} | {trials} |")
+    verdicts = verdict_lines(result, METHOD_TITLES)
+    if verdicts:
+        lines += [""] + verdicts
     lines += ["", "Best BayesFT rates:", ""]
     for name, value in result.best.hyperparameters.items():
         lines.append(f"- `{name}` = {value:.3f}")
+    timed = [(m, r.timings) for m, r in result.methods.items() if r.timings]
+    if timed:
+        lines += ["", "Where the time went (trials run by this process):", ""]
+        lines += [f"- {METHOD_TITLES[m]}: {timing_line(t)}" for m, t in timed]
     return "\n".join(lines) + "\n"

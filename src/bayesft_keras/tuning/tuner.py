@@ -57,8 +57,10 @@ class DriftScoredTuner:
         self.method = method
         self.hparams_logger = hparams_logger
         self.trials_csv = Path(trials_csv) if trials_csv else None
-        # trial_id -> seconds: "train" (build + fit), "score" (drift objective),
-        # "save" (model, report, HParams), "total" (the whole trial, oracle included)
+        # trial_id -> seconds: "build", "fit", "score" (the drift objective: device
+        # copy, compile and chips), "save" (model.save and the trial's report),
+        # "hparams" (TensorBoard log), "total" (the whole trial, Keras Tuner's
+        # bookkeeping and the oracle included; see `timing_rows`)
         self.timings = {}
 
     def on_trial_begin(self, trial):
@@ -75,6 +77,7 @@ class DriftScoredTuner:
         # fit too, as it may compile again (the one-cycle schedule needs the step count).
         with keras_tuner.engine.tuner.maybe_distribute(self.distribution_strategy):
             model = self.hypermodel.build(hp)
+            built = time.perf_counter()
             self.hypermodel.fit(hp, model, *args, **kwargs)
         trained = time.perf_counter()
         metrics, report = self.objective_spec.evaluate(model, *self.validation_data)
@@ -83,14 +86,18 @@ class DriftScoredTuner:
         trial_dir.mkdir(parents=True, exist_ok=True)
         model.save(trial_dir / MODEL_FILE)
         report.to_json(trial_dir / "drift_report.json")
+        saved = time.perf_counter()
         if self.hparams_logger is not None:
             self.hparams_logger.log_trial(
                 f"{self.method}_{trial.trial_id}", dict(hp.values), metrics
             )
         self.timings[trial.trial_id] = {
+            "build": built - start,
+            "fit": trained - built,
             "train": trained - start,
             "score": scored - trained,
-            "save": time.perf_counter() - scored,
+            "save": saved - scored,
+            "hparams": time.perf_counter() - saved,
         }
         self._trial_metrics = metrics
         return metrics
@@ -113,6 +120,21 @@ class DriftScoredTuner:
             for t in self.oracle.trials.values()
             if t.status == keras_tuner.engine.trial.TrialStatus.COMPLETED
         ]
+
+
+TIMING_PHASES = ("build", "fit", "score", "save", "hparams", "bookkeeping", "total")
+
+
+def timing_rows(timings):
+    """Mean seconds per trial of each phase in `TIMING_PHASES` over ``timings`` (a tuner's
+    `timings`); "bookkeeping" is the rest of a trial: Keras Tuner's own (oracle,
+    trial files, callbacks)."""
+    rows = [t for t in timings.values() if "total" in t and "fit" in t]
+    if not rows:
+        return {}
+    mean = {p: float(sum(t[p] for t in rows) / len(rows)) for p in TIMING_PHASES if p != "bookkeeping"}
+    mean["bookkeeping"] = mean["total"] - sum(mean[p] for p in ("build", "fit", "score", "save", "hparams"))
+    return mean
 
 
 def write_trials_csv(tuner, path):
