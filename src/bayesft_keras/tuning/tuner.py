@@ -4,7 +4,8 @@
 (quantization-aware at the device's bits), scores it with `DriftObjective` on
 the validation data, saves the trained model in the trial's directory and
 returns the metrics to the oracle. Mixed into Keras Tuner's own tuners it gives
-`BayesFTTuner` (Gaussian-process Bayesian optimisation, the paper's method) and
+`BayesFTTuner` (Gaussian-process Bayesian optimisation, the paper's method, with
+`BayesFTOracle` from `bayesft_keras.tuning.oracle`) and
 `DriftRandomSearch` (the random-search baseline on the same budget).
 """
 
@@ -19,6 +20,7 @@ import keras_tuner
 from bayesft_keras.tuning import distributed
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
+from bayesft_keras.tuning.oracle import BayesFTOracle  # noqa: F401  (re-exported: it lived here)
 
 MODEL_FILE = "model.keras"
 
@@ -161,26 +163,6 @@ def write_trials_csv(tuner, path):
     os.replace(tmp, path)  # atomic: a killed process never leaves half a file
 
 
-class BayesFTOracle(keras_tuner.oracles.BayesianOptimizationOracle):
-    """Keras Tuner's GP oracle (Matern 5/2 kernel, UCB), started as in BayesFT.
-
-    The first trial is the hand-picked point, the centre of every range (0.5
-    for dropout rates in (0.2, 0.8), 0.3 in (0.1, 0.5)); the next
-    ``num_initial_points - 1`` are random; then Bayesian optimisation.
-    """
-
-    def populate_space(self, trial_id):
-        if not self.trials:
-            values = {}
-            for hp in self.hyperparameters.space:
-                if hasattr(hp, "min_value") and hasattr(hp, "max_value"):
-                    values[hp.name] = (hp.min_value + hp.max_value) / 2
-                else:
-                    values[hp.name] = self.hyperparameters.values[hp.name]
-            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
-        return super().populate_space(trial_id)
-
-
 class BayesFTTuner(DriftScoredTuner, keras_tuner.Tuner):
     """BayesFT: per-layer dropout rates found by Bayesian optimisation of drift accuracy.
 
@@ -191,6 +173,8 @@ class BayesFTTuner(DriftScoredTuner, keras_tuner.Tuner):
         max_trials: the search budget.
         num_initial_points: hand-picked + random trials before the GP takes over.
         seed: seed of the oracle.
+        initial_values: optional ``{name: value}`` of the first trial (default:
+            the centre of every range), see `BayesFTOracle`.
         **kwargs: `keras_tuner.Tuner` arguments (``directory``, ``project_name``,
             ``overwrite``, ``hyperparameters``, ``tune_new_entries``...).
     """
@@ -206,6 +190,7 @@ class BayesFTTuner(DriftScoredTuner, keras_tuner.Tuner):
         hyperparameters=None,
         tune_new_entries=True,
         allow_new_entries=True,
+        initial_values=None,
         **kwargs,
     ):
         oracle = BayesFTOracle(
@@ -216,6 +201,7 @@ class BayesFTTuner(DriftScoredTuner, keras_tuner.Tuner):
             hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries,
             allow_new_entries=allow_new_entries,
+            initial_values=initial_values,
         )
         super().__init__(
             oracle=oracle,
