@@ -115,6 +115,21 @@ class _FixedRatesHyperParameters:
         return hp
 
 
+def _initial_values(config, hypermodel):
+    """The hand-picked first trial: ``config.initial_rates`` (one per site, in order) or the
+    centre of every range, and the recipe's own values of an extended space."""
+    values = dict(hypermodel.recipe_values()) if hasattr(hypermodel, "recipe_values") else {}
+    if config.initial_rates is not None:
+        names = hypermodel.hyperparameter_names()[: len(hypermodel.sites)]
+        if len(config.initial_rates) != len(names):
+            raise ValueError(
+                f"`initial_rates` needs one rate per dropout site of {config.arch} "
+                f"({', '.join(hypermodel.sites)}). Received: initial_rates={list(config.initial_rates)}"
+            )
+        values.update(zip(names, (float(r) for r in config.initial_rates)))
+    return values
+
+
 WARM_START_FILE = "warm_start.weights.h5"
 
 
@@ -238,6 +253,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
             main_hypermodel,
             max_trials=config.trials,
             num_initial_points=config.initial_points,
+            initial_values=_initial_values(config, main_hypermodel),
             project_name="bayesft",
             method="bayesft",
             **common,
