@@ -75,6 +75,9 @@ class TuneConfig:
     learning_rate: float | None = None
     clipvalue: float | None = None
     weight_decay: float | None = None
+    # each trial's drift curve (TensorBoard HParams): this many sigmas over
+    # report_sigmas' range, besides the objective's; 0 scores the objective only
+    trial_curve_points: int = 7
     # final report of the best model and the baselines
     report_sigmas: tuple = (0.0, 1.5, 31)
     report_chips: int = 20
@@ -103,6 +106,10 @@ class TuneConfig:
             fail("warm_start_epochs", self.warm_start_epochs, "an integer >= 0")
         if not _positive_int(self.batch_size):
             fail("batch_size", self.batch_size, "an integer >= 1")
+        if isinstance(self.trial_curve_points, bool) or not isinstance(self.trial_curve_points, int) or (
+            self.trial_curve_points < 0
+        ):
+            fail("trial_curve_points", self.trial_curve_points, "an integer >= 0")
         if not _positive_int(self.report_chips):
             fail("report_chips", self.report_chips, "an integer >= 1")
         if self.bits is not None and (

@@ -204,7 +204,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
         sigma_points=config.sigma_points,
         min_clean_accuracy=config.min_clean_accuracy,
         # Each trial's logged curve spans the final reports' sigma range.
-        curve_sigmas=tuple(np.round(np.linspace(*config.report_sigmas[:2], 7), 10)),
+        curve_sigmas=tuple(np.round(np.linspace(*config.report_sigmas[:2], config.trial_curve_points), 10)),
         seed=config.seed,
         metric=metric,
     )
