@@ -25,8 +25,8 @@ def markdown_table():
 
     lines = [
         "| architecture | default input | parameters | MFLOPs / image | dropout sites (default "
-        "granularity) | sites by layer / by stage | Adam one-cycle lr |",
-        "|---|---|---:|---:|---|---:|---|",
+        "granularity) | sites by layer / by stage | default init | Adam one-cycle lr |",
+        "|---|---|---:|---:|---|---:|---|---|",
     ]
     for name, arch in architectures.registry.ARCHITECTURES.items():
         model = architectures.build(name)
@@ -42,7 +42,7 @@ def markdown_table():
         lines.append(
             f"| `{name}` | {shape} | {model.count_params():,} | "
             f"{_mflops(architectures.flops(model))} | {len(default)} ({arch.default_granularity}): "
-            f"{', '.join(default)} | {by_layer} / {by_stage} | {lr} |"
+            f"{', '.join(default)} | {by_layer} / {by_stage} | {arch.default_init} | {lr} |"
         )
     return "\n".join(lines)
 

@@ -36,6 +36,7 @@ def tune(
     init: Optional[str] = typer.Option(None, help="Weight initialization: torch (PyTorch's default, as the authors train), he, glorot, or 'default' (the architecture's)."),
     init_scale: Optional[float] = typer.Option(None, "--init-scale", help="Factor on every initial weight's bound."),
     search_space: Optional[str] = typer.Option(None, "--search-space", help="paper (dropout rates only) or extended (also init scale, weight decay, noise-injection sigma, learning rate)."),
+    warm_start_epochs: Optional[int] = typer.Option(None, "--warm-start-epochs", help="Train once without dropout for this many epochs and start every trial from it (0: from the initialization)."),
     quiet: bool = typer.Option(False, help="Only print the result."),
     # Distributed tuning (tuning/distributed.py): Keras Tuner's chief/worker mode, tf.distribute.
     chief: Optional[str] = typer.Option(
@@ -90,6 +91,7 @@ def tune(
         init=init,
         init_scale=init_scale,
         search_space=search_space,
+        warm_start_epochs=warm_start_epochs,
     )
     _check_names(config)
     directory = dir or Path("runs") / config.name
