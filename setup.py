@@ -32,6 +32,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3"],
+        # benchmarks/bench_paper_lenet.py: the authors' procedure (PyTorch, bayes_opt)
+        "bench": ["torch>=2.1", "bayesian-optimization>=1.4"],
     },
     entry_points={"console_scripts": ["bayesft-keras=bayesft_keras_cli:main"]},
     classifiers=[
