@@ -1,4 +1,4 @@
-"""The BayesFT search end to end on the bundled digits, with fixed seeds."""
+"""The BayesFT search end to end on real MNIST digits (mnist5k), LeNet-5 as the paper, fixed seeds."""
 
 import csv
 import json
@@ -15,19 +15,26 @@ from bayesft_keras.tuning.objective import DriftObjective
 from bayesft_keras.tuning.search import run_search
 from bayesft_keras.tuning.tuner import BayesFTOracle
 
-SIGMA = 1.0
+SIGMA = 1.5
 CHIPS = 10
+# The paper's LeNet-5 setting, smaller: 4 trials of 10 epochs. (With PyTorch's init the MLP on
+# scikit-learn's digits tolerates sigma 1.0 without dropout as well as with it: no test there.)
 SMALL = TuneConfig(
     name="test-small",
-    arch="mlp",
+    arch="lenet5",
     width=1.0,
-    dataset="digits",
+    granularity="layer",
+    dataset="mnist5k",
     sigma=SIGMA,
     chips=CHIPS,
-    trials=5,
+    trials=4,
     initial_points=2,
     epochs=10,
-    batch_size=64,
+    batch_size=256,
+    learning_rate=0.01,
+    clipvalue=0.1,
+    weight_decay=1e-4,
+    trial_curve_points=4,
     baselines=("no_dropout",),
     report_sigmas=(0.0, 1.5, 4),
     report_chips=100,
@@ -48,7 +55,7 @@ def _standard_error(chips):
 
 def test_best_score_equals_an_independent_evaluation_of_the_saved_model(search):
     best = keras.models.load_model(search.directory / "best_model.keras")
-    ds = data.load("digits", seed=SMALL.seed)
+    ds = data.load("mnist5k", seed=SMALL.seed)
     # The same chips reproduce the tuner's score exactly ...
     same = bk.evaluate_drift(best, (ds.x_val, ds.y_val), sigmas=[SIGMA], chips=CHIPS, seed=SMALL.seed, progress=False)
     assert float(same.mean()[0]) == pytest.approx(search.best.validation_score, abs=1e-12)
@@ -89,7 +96,7 @@ def test_run_directory_holds_every_trial_report_and_plot(search):
     assert len([r for r in rows if r["method"] == "no_dropout"]) == 1
     for row in bayesft_rows:
         assert set(json.loads(json.dumps(row))) >= {
-            "dropout_fc1", "dropout_fc2", "dropout_output", "drift_accuracy", "clean_accuracy"
+            "dropout_conv1", "dropout_fc1", "dropout_output", "drift_accuracy", "clean_accuracy"
         }
     best_row = max(bayesft_rows, key=lambda r: float(r["drift_accuracy"]))
     assert float(best_row["drift_accuracy"]) == pytest.approx(search.best.validation_score, rel=1e-5)
