@@ -67,9 +67,14 @@ class ConductanceNoise(DeviceNoise):
     # The weights round-trip through conductances: not bit-exact at zero strength.
     exact_identity = False
 
-    def __init__(self, mapping=None):
+    def __init__(self, mapping=None, remap=False):
         mapping = conductance_lib.get(mapping)
         self.mapping = mapping if mapping is not None else self.default_mapping()
+        if not isinstance(remap, bool):
+            raise ValueError(
+                f"`remap` of {type(self).__name__} must be a bool. Received: remap={remap!r}"
+            )
+        self.remap = remap
 
     # -- the device, stage by stage --------------------------------------------
 
@@ -82,10 +87,20 @@ class ConductanceNoise(DeviceNoise):
         return g_prog
 
     def apply(self, w, seed, params):
+        return self._devices(w, seed, params)[0]
+
+    def _devices(self, w, seed, params):
+        """``(weights at t, targets, programmed, at_t)``: the chip, device by device."""
         seed = as_stream(seed)
         targets, info = self.mapping.to_conductances(w)
-        devices = [self.drift(self.program(g, seed, params), g, seed, params) for g in targets]
-        return self.mapping.to_weights(devices, info)
+        programmed = [self.program(g, seed, params) for g in targets]
+        start = programmed
+        if self.remap:
+            # aihwkit's `apply_drift_noise`: the programmed weights are mapped
+            # again (a new scale; one device of a pair back at g_min) before drift.
+            start, info = self.mapping.to_conductances(self.mapping.to_weights(programmed, info))
+        at_t = [self.drift(g, g_t, seed, params) for g, g_t in zip(start, targets)]
+        return self.mapping.to_weights(at_t, info), targets, programmed, at_t
 
     def conductances(self, w, seed=None, params=None):
         """The devices of ``w``: ``(targets, programmed, at_t)``, each a list of tensors.
@@ -94,14 +109,7 @@ class ConductanceNoise(DeviceNoise):
         the same devices).
         """
         params = self.params() if params is None else params
-        seed = as_stream(seed)
-        targets, _ = self.mapping.to_conductances(ops.convert_to_tensor(w))
-        programmed, at_t = [], []
-        for g in targets:
-            g_prog = self.program(g, seed, params)
-            programmed.append(g_prog)
-            at_t.append(self.drift(g_prog, g, seed, params))
-        return targets, programmed, at_t
+        return self._devices(ops.convert_to_tensor(w), seed, params)[1:]
 
     def programming_params(self, params):
         params = list(params)
@@ -303,10 +311,14 @@ class PCMLikeNoise(ConductanceNoise):
         prog_coeff_g_max_reference: uS, > 0 (25).
         mapping: the conductance mapping (default: aihwkit's,
             `DifferentialPair(g_min=0, g_max=25)`).
+        remap: map the programmed weights to conductances again before the
+            drift, as aihwkit's ``apply_drift_noise`` does (a new scale, and
+            the idle device of a pair back at ``g_min``); False (default):
+            every device drifts from its own programmed conductance.
     """
 
     param_names = ("prog_noise_scale", "read_noise_scale", "drift_scale", "t")
-    constant_names = ("t0", "t_read", "prog_coeff", "prog_coeff_g_max_reference")
+    constant_names = ("t0", "t_read", "prog_coeff", "prog_coeff_g_max_reference", "remap")
     time_params = ("t",)
 
     def __init__(
@@ -320,8 +332,9 @@ class PCMLikeNoise(ConductanceNoise):
         prog_coeff=(0.26348, 1.9650, -1.1731),
         prog_coeff_g_max_reference=25.0,
         mapping=None,
+        remap=False,
     ):
-        super().__init__(mapping)
+        super().__init__(mapping, remap)
         cls = "PCMLikeNoise"
         self.prog_noise_scale = _check_in_range("prog_noise_scale", prog_noise_scale, 0.0, _INF, cls)
         self.read_noise_scale = _check_in_range("read_noise_scale", read_noise_scale, 0.0, _INF, cls)
@@ -333,6 +346,12 @@ class PCMLikeNoise(ConductanceNoise):
         self.prog_coeff_g_max_reference = _check_in_range(
             "prog_coeff_g_max_reference", prog_coeff_g_max_reference, 1e-12, _INF, cls
         )
+
+    def programming_params(self, params):
+        # Right after programming: no drift and no accumulated 1/f noise yet.
+        params = list(params)
+        params[1], params[3] = 0.0, 0.0
+        return params
 
     def program(self, g_target, seed, params):
         s_p = _cast(params[0], g_target.dtype)
@@ -393,10 +412,14 @@ class ReRamCMONoise(ConductanceNoise):
         prog_coeff: ``(c0, c1)`` instead of the acceptance range's fit.
         decay_mean: ``m``; decay_std: ``(a, b)``; read_k: ``K``; t_read: s.
         mapping: the conductance mapping (default `SingleDevice(9, 88.2)`).
+        remap: map the programmed weights to conductances again before the
+            drift, as aihwkit's ``apply_drift_noise`` does (a new scale, and
+            the idle device of a pair back at ``g_min``); False (default):
+            every device drifts from its own programmed conductance.
     """
 
     param_names = ("prog_noise_scale", "read_noise_scale", "drift_scale", "t")
-    constant_names = ("acceptance_range", "prog_coeff", "decay_mean", "decay_std", "read_k", "t_read")
+    constant_names = ("acceptance_range", "prog_coeff", "decay_mean", "decay_std", "read_k", "t_read", "remap")
     time_params = ("t",)
     default_mapping = conductance_lib.SingleDevice
 
@@ -413,8 +436,9 @@ class ReRamCMONoise(ConductanceNoise):
         read_k=0.0277316483,
         t_read=1e-6,
         mapping=None,
+        remap=False,
     ):
-        super().__init__(mapping)
+        super().__init__(mapping, remap)
         cls = "ReRamCMONoise"
         self.prog_noise_scale = _check_in_range("prog_noise_scale", prog_noise_scale, 0.0, _INF, cls)
         self.read_noise_scale = _check_in_range("read_noise_scale", read_noise_scale, 0.0, _INF, cls)
