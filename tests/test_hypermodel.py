@@ -11,7 +11,9 @@ from bayesft_keras import data
 from bayesft_keras.hypermodel import RECIPES
 from bayesft_keras.hypermodel import BayesFTHyperModel
 from bayesft_keras.hypermodel import NoiseInjectionHyperModel
+from bayesft_keras.optimizers import TorchAdam
 from bayesft_keras.schedules import OneCycle
+from bayesft_keras.schedules import OneCycleMomentum
 
 ARCHS = ["mlp", "lenet5", "alexnet", "vgg11", "vgg16", "resnet18", "mobilenetv2"]
 SMALL = {"width": 0.125, "input_shape": (16, 16, 3)}
@@ -113,16 +115,17 @@ def test_papers_recipe_per_architecture(arch):
     hm = BayesFTHyperModel(arch, steps_per_epoch=10, epochs=3, **kwargs)
     model = hm.build(hm.hyperparameters())
     opt = model.optimizer
-    assert isinstance(opt, keras.optimizers.Adam)
+    assert isinstance(opt, TorchAdam)  # PyTorch's Adam, as the authors train
     schedule = opt._learning_rate
     assert isinstance(schedule, OneCycle)
     assert schedule.total_steps == 30
     expected = {"lenet5": 0.01, "vgg11": 1e-3, "resnet18": 3e-4}[arch]
     assert schedule.max_learning_rate == expected == RECIPES[arch].learning_rate
+    assert isinstance(opt.beta_1, OneCycleMomentum) and opt.beta_1.total_steps == 30
     if arch == "lenet5":
-        assert opt.clipvalue == 0.1 and opt.weight_decay == 1e-4
+        assert opt.clipvalue == 0.1 and opt.l2 == 1e-4  # coupled L2, as torch.optim.Adam
     else:
-        assert opt.clipvalue is None and opt.weight_decay is None
+        assert opt.clipvalue is None and opt.l2 == 0.0
     assert model.loss == "sparse_categorical_crossentropy"
 
 
@@ -130,7 +133,7 @@ def test_recipe_overrides():
     hm = BayesFTHyperModel("lenet5", learning_rate=0.002, clipvalue=None, weight_decay=5e-4)
     opt = hm.build(hm.hyperparameters()).optimizer
     assert float(opt.learning_rate) == pytest.approx(0.002)  # constant: steps not known yet
-    assert opt.clipvalue is None and opt.weight_decay == 5e-4
+    assert opt.clipvalue is None and opt.l2 == 5e-4
     assert BayesFTHyperModel("vgg11", learning_rate=None, **SMALL).learning_rate == 1e-3
 
 

@@ -9,18 +9,19 @@ import keras_tuner
 from bayesft_keras import architectures
 from bayesft_keras import noise as noise_lib
 from bayesft_keras import quantization
-from bayesft_keras.schedules import OneCycle
+from bayesft_keras.optimizers import one_cycle_adam
 
 PRESET = "preset"
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """Adam with a one-cycle schedule peaking at ``learning_rate``.
+    """Adam with a one-cycle schedule peaking at ``learning_rate``, as the authors train.
 
-    ``weight_decay`` is Keras's decoupled decay (PyTorch's Adam, used by the
-    paper's code, adds it to the gradient instead); ``clipvalue`` clips every
-    gradient element, as PyTorch's ``clip_grad_value_``.
+    The optimizer is `TorchAdam`: PyTorch's Adam, whose ``weight_decay`` is L2
+    added to the gradient (coupled), with beta_1 cycled by the one-cycle
+    schedule as PyTorch's `OneCycleLR` does; ``clipvalue`` clips every
+    gradient element before, as PyTorch's ``clip_grad_value_``.
     """
 
     learning_rate: float
@@ -103,8 +104,8 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             "preset" (or None) takes the architecture's recipe (`RECIPES`).
         clipvalue: gradient clipping by value, None for none; "preset":
             the recipe's (0.1 for lenet5, as the paper).
-        weight_decay: Adam's weight decay, None for none; "preset": the
-            recipe's (1e-4 for lenet5).
+        weight_decay: Adam's weight decay, coupled L2 as PyTorch's Adam, None
+            for none; "preset": the recipe's (1e-4 for lenet5).
         epochs: epochs per trial (the paper's 20), unless `fit` gets others.
         batch_size: batch size for array data, unless `fit` gets another.
         steps_per_epoch: optimizer steps per epoch; None: counted from the
@@ -307,13 +308,15 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
 
     # -- training recipe ------------------------------------------------------
 
-    def optimizer(self, total_steps=None):
-        """Adam with the one-cycle schedule over ``total_steps`` (constant rate if None)."""
-        learning_rate = (
-            self.learning_rate if total_steps is None else OneCycle(self.learning_rate, total_steps)
-        )
-        return keras.optimizers.Adam(
-            learning_rate=learning_rate, weight_decay=self.weight_decay, clipvalue=self.clipvalue
+    def optimizer(self, total_steps=None, learning_rate=None, weight_decay=None):
+        """`TorchAdam` with the one-cycle schedule (and its momentum cycle) over
+        ``total_steps``; a constant rate if None. ``learning_rate`` and
+        ``weight_decay`` replace the recipe's when given (searched values)."""
+        return one_cycle_adam(
+            self.learning_rate if learning_rate is None else learning_rate,
+            total_steps,
+            self.weight_decay if weight_decay is None else weight_decay,
+            self.clipvalue,
         )
 
     def _compile(self, model, total_steps):

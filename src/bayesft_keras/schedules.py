@@ -16,8 +16,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     ``max_learning_rate`` over the first ``pct_start`` of the steps, then
     falls to ``max_learning_rate / (div_factor * final_div_factor)`` at the
     last step; both phases follow ``anneal_strategy``. Steps past
-    ``total_steps`` keep the final rate. Unlike PyTorch, the optimizer's
-    momentum is not cycled.
+    ``total_steps`` keep the final rate. PyTorch also cycles the optimizer's
+    momentum against the rate: `momentum` gives that schedule, for
+    `bayesft_keras.optimizers.TorchAdam`.
 
     Args:
         max_learning_rate: the peak rate (the "lr" of the BayesFT recipes).
@@ -61,25 +62,20 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.div_factor = float(div_factor)
         self.final_div_factor = float(final_div_factor)
 
-    def _anneal(self, start, end, pct):
-        if self.anneal_strategy == "cos":
-            return end + (start - end) / 2.0 * (1.0 + ops.cos(math.pi * pct))
-        return start + (end - start) * pct
-
     def __call__(self, step):
         initial = self.max_learning_rate / self.div_factor
         final = initial / self.final_div_factor
-        # PyTorch's phase boundaries: the peak is reached at step
-        # pct_start * total - 1, the final rate at step total - 1.
-        peak_step = self.pct_start * self.total_steps - 1.0
-        last_step = self.total_steps - 1.0
-        step = ops.minimum(ops.cast(step, "float32"), last_step)
-        rising = ops.clip(step / max(peak_step, 1e-12), 0.0, 1.0)
-        falling = ops.clip((step - peak_step) / max(last_step - peak_step, 1e-12), 0.0, 1.0)
-        return ops.where(
-            step <= peak_step,
-            self._anneal(initial, self.max_learning_rate, rising),
-            self._anneal(self.max_learning_rate, final, falling),
+        return _two_phases(
+            step, self.total_steps, self.pct_start, self.anneal_strategy,
+            initial, self.max_learning_rate, final,
+        )
+
+    def momentum(self, base_momentum=0.85, max_momentum=0.95):
+        """The momentum (Adam's beta_1) schedule PyTorch's `OneCycleLR` runs beside
+        this one by default: ``max_momentum`` -> ``base_momentum`` while the rate
+        rises, back to ``max_momentum`` while it falls."""
+        return OneCycleMomentum(
+            self.total_steps, self.pct_start, self.anneal_strategy, base_momentum, max_momentum
         )
 
     def get_config(self):
@@ -91,3 +87,75 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             "div_factor": self.div_factor,
             "final_div_factor": self.final_div_factor,
         }
+
+
+def _anneal(strategy, start, end, pct):
+    if strategy == "cos":
+        return end + (start - end) / 2.0 * (1.0 + ops.cos(math.pi * pct))
+    return start + (end - start) * pct
+
+
+def _two_phases(step, total_steps, pct_start, strategy, start, peak, end):
+    """``start`` -> ``peak`` over the first ``pct_start`` of the steps, then -> ``end``."""
+    # PyTorch's phase boundaries: the peak is reached at step
+    # pct_start * total - 1, the end value at step total - 1.
+    peak_step = pct_start * total_steps - 1.0
+    last_step = total_steps - 1.0
+    step = ops.minimum(ops.cast(step, "float32"), last_step)
+    rising = ops.clip(step / max(peak_step, 1e-12), 0.0, 1.0)
+    falling = ops.clip((step - peak_step) / max(last_step - peak_step, 1e-12), 0.0, 1.0)
+    return ops.where(
+        step <= peak_step,
+        _anneal(strategy, start, peak, rising),
+        _anneal(strategy, peak, end, falling),
+    )
+
+
+@keras.saving.register_keras_serializable(package="bayesft_keras")
+class OneCycleMomentum:
+    """The momentum half of PyTorch's `OneCycleLR` (``cycle_momentum=True``).
+
+    beta_1 falls from ``max_momentum`` to ``base_momentum`` over the first
+    ``pct_start`` of the steps (while the learning rate rises), then returns
+    to ``max_momentum`` at the last step. Made by `OneCycle.momentum`.
+
+    Args:
+        total_steps, pct_start, anneal_strategy: as the `OneCycle` it follows.
+        base_momentum: the momentum at the learning rate's peak.
+        max_momentum: the momentum at the first and last steps.
+    """
+
+    def __init__(
+        self, total_steps, pct_start=0.3, anneal_strategy="cos", base_momentum=0.85,
+        max_momentum=0.95,
+    ):
+        OneCycle(1.0, total_steps, pct_start, anneal_strategy)  # the same checks
+        if not 0 <= base_momentum <= max_momentum < 1:
+            raise ValueError(
+                "Momenta must satisfy 0 <= base_momentum <= max_momentum < 1. Received: "
+                f"base_momentum={base_momentum!r}, max_momentum={max_momentum!r}"
+            )
+        self.total_steps = total_steps
+        self.pct_start = float(pct_start)
+        self.anneal_strategy = anneal_strategy
+        self.base_momentum = float(base_momentum)
+        self.max_momentum = float(max_momentum)
+
+    def __call__(self, step):
+        return _two_phases(
+            step, self.total_steps, self.pct_start, self.anneal_strategy,
+            self.max_momentum, self.base_momentum, self.max_momentum,
+        )
+
+    def get_config(self):
+        return {
+            "total_steps": self.total_steps,
+            "pct_start": self.pct_start,
+            "anneal_strategy": self.anneal_strategy,
+            "base_momentum": self.base_momentum,
+            "max_momentum": self.max_momentum,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -21,6 +21,8 @@ from bayesft_keras.layers import ReRAMDense
 from bayesft_keras.layers import ReRAMDepthwiseConv2D
 
 NORMALIZATIONS = ("none", "batch", "layer", "group")
+# Weight initializations (`Settings.init`); see `Builder._initializers`.
+INITS = ("torch", "he", "glorot")
 GRANULARITIES = ("layer", "stage")
 # ReRAM layer arguments besides noise and bits that `device_options` may set.
 DEVICE_OPTIONS = ("per_channel", "input_bits", "output_bits", "noisy_bias", "train_noise", "seed", "periphery")
@@ -39,11 +41,13 @@ class Settings:
     normalization: str = "none"
     activation: str = "relu"
     device_options: tuple = ()
+    init: str = "torch"
+    init_scale: float = 1.0
 
     @classmethod
     def create(
         cls, noise=None, bits=None, width=1.0, normalization="none", activation="relu",
-        device_options=None,
+        device_options=None, init="torch", init_scale=1.0,
     ):
         noise = noise_lib.get(noise)
         bits = quantization.validate_bits(bits, "bits")
@@ -73,8 +77,11 @@ class Settings:
             raise ValueError(
                 f"`device_options` may set {list(DEVICE_OPTIONS)}. Received unknown keys: {unknown}"
             )
+        if init not in INITS:
+            raise ValueError(f"`init` must be one of {list(INITS)}. Received: init={init!r}")
+        init_scale = check_init_scale(init_scale)
         return cls(noise, bits, float(width), normalization, activation,
-                   tuple(sorted(device_options.items())))
+                   tuple(sorted(device_options.items())), init, init_scale)
 
     def channels(self, base):
         """``base`` channels (or units) scaled by the width multiplier, at least 1."""
@@ -83,6 +90,17 @@ class Settings:
     @property
     def device(self):
         return dict(self.device_options, noise=self.noise, bits=self.bits)
+
+
+def check_init_scale(init_scale):
+    if (
+        isinstance(init_scale, bool) or not isinstance(init_scale, (int, float))
+        or not 0 < init_scale < float("inf")
+    ):
+        raise ValueError(
+            f"`init_scale` must be a positive finite number. Received: init_scale={init_scale!r}"
+        )
+    return float(init_scale)
 
 
 def check_granularity(granularity, default):
@@ -120,24 +138,41 @@ class Builder:
 
     # -- weight layers --------------------------------------------------------
 
-    def _initializer(self, activate, depthwise_channels=None, residual_scale=None):
-        # He initialization keeps the signal's scale through ReLU-like layers
-        # (without normalization, Glorot's shrinks it ~1e-11 times across
-        # MobileNetV2); Keras's Glorot default for linear and other layers.
-        # The last layer of a residual branch starts small (variance
-        # `residual_scale` of its input's, as Fixup): without normalization,
-        # the sums of L branches would otherwise grow the signal ~2**(L/2).
+    def _initializers(self, activate, fan_in, depthwise_channels=None, residual_scale=None):
+        """``(kernel_initializer, bias_initializer)`` of a layer whose outputs each see
+        ``fan_in`` inputs, for `Settings.init`, with bounds times `Settings.init_scale`:
+
+        - "torch": PyTorch's default for Conv2d/Linear (``kaiming_uniform_(a=sqrt(5))``):
+          kernel and bias both U(+-1/sqrt(fan_in)). The BayesFT authors trained with it,
+          and it tolerates drift far better than He (shared/REFERENCE.md).
+        - "he": He-uniform, U(+-sqrt(6/fan_in)), for ReLU-like layers, Glorot-uniform
+          for the others; zero biases.
+        - "glorot": Glorot-uniform, zero biases (Keras's default).
+
+        ``residual_scale`` (he and glorot): the last layer of a residual branch starts
+        with variance ``residual_scale``/fan_in (as Fixup): without normalization, the
+        sums of L branches would otherwise grow the signal ~2**(L/2).
+        """
+        s = self.settings
+        if s.init == "torch":
+            bound = s.init_scale / fan_in**0.5
+            uniform = keras.initializers.RandomUniform(-bound, bound)
+            return uniform, keras.initializers.RandomUniform(-bound, bound)
+        # VarianceScaling's `scale` multiplies the variance: the bound's factor squared.
+        variance, mode = s.init_scale**2, "fan_avg"
+        he = s.init == "he" and activate and s.activation in RELU_LIKE
         if residual_scale is not None:
-            return keras.initializers.VarianceScaling(
-                residual_scale, mode="fan_in", distribution="uniform"
-            )
-        he = activate and self.settings.activation in RELU_LIKE
+            variance, mode = variance * residual_scale, "fan_in"
+        elif he:
+            # He keeps the signal's scale through ReLU-like layers (without
+            # normalization, Glorot's shrinks it ~1e-11 times across MobileNetV2).
+            variance, mode = variance * 2.0, "fan_in"
         if depthwise_channels is not None:
             # Keras counts a depthwise kernel's fan-in as if it were a full
             # convolution (window x channels); each output sees one channel.
-            scale = (2.0 if he else 1.0) * depthwise_channels
-            return keras.initializers.VarianceScaling(scale, mode="fan_in", distribution="uniform")
-        return "he_uniform" if he else "glorot_uniform"
+            variance, mode = variance * depthwise_channels, "fan_in"
+        kernel = keras.initializers.VarianceScaling(variance, mode=mode, distribution="uniform")
+        return kernel, "zeros"
 
     def conv(
         self, x, filters, kernel_size, name, strides=1, activate=True, depthwise=False,
@@ -150,17 +185,20 @@ class Builder:
         """
         s = self.settings
         use_bias = s.normalization == "none"
+        window = kernel_size * kernel_size
         if depthwise:
+            kernel, bias = self._initializers(activate, window, depthwise_channels=x.shape[-1])
             layer = ReRAMDepthwiseConv2D(
                 kernel_size, strides=strides, padding="same", use_bias=use_bias, name=name,
-                depthwise_initializer=self._initializer(activate, x.shape[-1]), **s.device,
+                depthwise_initializer=kernel, bias_initializer=bias, **s.device,
             )
         else:
+            kernel, bias = self._initializers(
+                activate, window * x.shape[-1], residual_scale=residual_scale
+            )
             layer = ReRAMConv2D(
                 filters, kernel_size, strides=strides, padding="same", use_bias=use_bias,
-                name=name,
-                kernel_initializer=self._initializer(activate, residual_scale=residual_scale),
-                **s.device,
+                name=name, kernel_initializer=kernel, bias_initializer=bias, **s.device,
             )
         x = layer(x)
         x = self.normalize(x, name)
@@ -169,9 +207,10 @@ class Builder:
     def valid_conv(self, x, filters, kernel_size, name):
         """ReRAM convolution without padding (LeNet-5) -> normalization -> activation."""
         s = self.settings
+        kernel, bias = self._initializers(True, kernel_size * kernel_size * x.shape[-1])
         x = ReRAMConv2D(
             filters, kernel_size, padding="valid", use_bias=s.normalization == "none", name=name,
-            kernel_initializer=self._initializer(True), **s.device,
+            kernel_initializer=kernel, bias_initializer=bias, **s.device,
         )(x)
         return self.activate(self.normalize(x, name), name)
 
@@ -179,9 +218,10 @@ class Builder:
         """ReRAM dense layer -> normalization -> activation (both skipped when not ``activate``)."""
         s = self.settings
         use_bias = not activate or s.normalization == "none"
+        kernel, bias = self._initializers(activate, x.shape[-1])
         x = ReRAMDense(
-            units, use_bias=use_bias, name=name, kernel_initializer=self._initializer(activate),
-            **s.device,
+            units, use_bias=use_bias, name=name, kernel_initializer=kernel,
+            bias_initializer=bias, **s.device,
         )(x)
         if not activate:
             return x
@@ -359,6 +399,10 @@ class Architecture:
         options: its own options and their defaults (e.g. ``{"depth": 3}``).
         images: whether it needs (height, width, channels) inputs.
         summary: one line for the docs.
+        default_init: the weight initialization used when none is given (see
+            `INITS`): "torch", as the BayesFT authors trained, where the network
+            trains with it; "he" (with Fixup-style residual branches) for the
+            deep ones that do not train without normalization otherwise.
     """
 
     name: str
@@ -370,3 +414,4 @@ class Architecture:
     options: dict = dataclasses.field(default_factory=dict)
     images: bool = True
     summary: str = ""
+    default_init: str = "torch"

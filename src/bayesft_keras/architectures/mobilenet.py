@@ -78,5 +78,6 @@ MOBILENETV2 = Architecture(
     plan=plan,
     default_input_shape=(32, 32, 3),
     default_granularity="stage",
+    default_init="he",  # without normalization, PyTorch's default init does not train it
     summary="CIFAR MobileNetV2: 17 inverted-residual blocks in 7 stages, 1280 head",
 )

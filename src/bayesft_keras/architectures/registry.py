@@ -1,5 +1,7 @@
 """Architecture names -> models built from ReRAM layers with named dropout sites."""
 
+import dataclasses
+
 import keras
 
 from bayesft_keras.architectures import common
@@ -54,7 +56,7 @@ def sites(name, *, granularity=None, **kwargs):
 # `build` arguments other than granularity and the architecture's own options.
 _BUILD_ARGS = (
     "dropout", "noise", "bits", "input_shape", "num_classes", "width", "normalization",
-    "activation", "device_options",
+    "activation", "device_options", "init", "init_scale",
 )
 
 
@@ -83,11 +85,15 @@ class Blueprint:
         self._plan = plan
         self.sites = common.sites_of(plan)
 
-    def build(self, dropout=None):
-        """The model, with ``dropout`` (None, one rate, or ``{site: rate}``)."""
+    def build(self, dropout=None, *, init_scale=None):
+        """The model, with ``dropout`` (None, one rate, or ``{site: rate}``), and
+        ``init_scale`` in place of the blueprint's when given (a searched value)."""
         arch = self.architecture
         rates = common.resolve_rates(dropout, self.sites, arch.name)
-        builder = common.Builder(self.settings, self._plan, rates)
+        settings = self.settings
+        if init_scale is not None:
+            settings = dataclasses.replace(settings, init_scale=common.check_init_scale(init_scale))
+        builder = common.Builder(settings, self._plan, rates)
         inputs = keras.Input(shape=self.input_shape, name="image")
         outputs = arch.build(builder, inputs, self.num_classes, **self.options)
         return keras.Model(inputs, outputs, name=arch.name)
@@ -105,13 +111,18 @@ def blueprint(
     activation="relu",
     granularity=None,
     device_options=None,
+    init=None,
+    init_scale=1.0,
     **options,
 ):
     """Validates the arguments of `build` (all but ``dropout``) into a `Blueprint`."""
     arch = get(name)
     granularity = common.check_granularity(granularity, arch.default_granularity)
     options = _options(arch, options)
-    settings = common.Settings.create(noise, bits, width, normalization, activation, device_options)
+    settings = common.Settings.create(
+        noise, bits, width, normalization, activation, device_options,
+        init=arch.default_init if init is None else init, init_scale=init_scale,
+    )
     num_classes = common.check_num_classes(num_classes)
     if input_shape is None:
         input_shape = arch.default_input_shape
@@ -147,6 +158,14 @@ def build(name, dropout=None, **kwargs):
             per stage); None for the architecture's default (the paper's).
         device_options: more ReRAM layer arguments for every layer
             (per_channel, input_bits, output_bits, noisy_bias, train_noise, seed).
+        init: the weight initialization: "torch" (PyTorch's default, kernel
+            and bias U(+-1/sqrt(fan_in)), as the BayesFT authors trained),
+            "he" (He-uniform for ReLU-like layers, Glorot otherwise, zero
+            biases) or "glorot"; None for the architecture's default ("torch",
+            except "he" for resnet18 and mobilenetv2, which need it to train
+            without normalization). It changes drift tolerance as much as
+            dropout does (shared/REFERENCE.md).
+        init_scale: a factor on every initial weight's and bias's bound.
         **options: the architecture's own options (mlp: ``depth``, the
             number of dense layers, output included; default 3).
 

@@ -59,5 +59,6 @@ RESNET18 = Architecture(
     plan=plan,
     default_input_shape=(32, 32, 3),
     default_granularity="stage",
+    default_init="he",  # without normalization, PyTorch's default init does not train it
     summary="CIFAR ResNet-18: stem + 4 stages x 2 basic blocks (64-512), global pool",
 )

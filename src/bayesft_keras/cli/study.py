@@ -25,7 +25,7 @@ def _floats(option, text):
 @app.command()
 @user_errors
 def study(
-    dataset: str = typer.Option("digits", help="digits (bundled, offline), synthetic, or a prepared tfds dataset (mnist, ...)."),
+    dataset: str = typer.Option("digits", help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, or a prepared tfds dataset (mnist, ...)."),
     arch: str = typer.Option("mlp", help="Architecture of the zoo; the depth component applies to mlp only."),
     components: Optional[str] = typer.Option(
         None, help="Comma list of dropout, normalization, depth, activation (default: all that apply to --arch)."

@@ -17,7 +17,7 @@ def _parse_list(value):
 def tune(
     task: Optional[str] = typer.Option(None, help="classification (default) or detection (scored by mAP@0.5)."),
     arch: Optional[str] = typer.Option(None, help="Architecture: mlp, lenet5, alexnet, vgg (=vgg11), vgg11, vgg16, resnet18, mobilenetv2; detection: centernet."),
-    dataset: Optional[str] = typer.Option(None, help="digits (bundled, offline), synthetic, or a tfds dataset (mnist, cifar10, ...)."),
+    dataset: Optional[str] = typer.Option(None, help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, or a tfds dataset (mnist, cifar10, ...)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="tfds data directory."),
     sigma: Optional[float] = typer.Option(None, help="Target drift sigma of the objective."),
     chips: Optional[int] = typer.Option(None, help="Simulated chips per objective evaluation."),

