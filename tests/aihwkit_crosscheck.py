@@ -10,7 +10,7 @@ sample's fourth moment). Prints one JSON object:
 
     {"checks": [{"name", "stat", "ours", "aihwkit", "z"}, ...], "seconds": ...}
 
-Usage: KERAS_BACKEND=torch PYTHONPATH=src python tests/aihwkit_crosscheck.py [--small]
+Usage: KERAS_BACKEND=torch PYTHONPATH=src python tests/aihwkit_crosscheck.py [--small | --tiny]
 """
 
 import argparse
@@ -68,7 +68,7 @@ def _np(x):
 # -- conductances ----------------------------------------------------------------
 
 
-def check_conductances(n):
+def check_conductances(n, tiny=False):
     models = [
         (
             "pcm",
@@ -78,8 +78,9 @@ def check_conductances(n):
         ),
         ("reram-cmo", bk.ReRamCMONoise(), ReRamCMONoiseModel(), (9.0, 20.0, 40.0, 60.0, 88.2)),
     ]
+    times = TIMES[::2] if tiny else TIMES
     for label, ours, theirs, levels in models:
-        for level in levels:
+        for level in levels[::2] if tiny else levels:
             g = torch.full((n,), float(level))
             stream = as_stream(int(level * 1000))
             params = [1.0, 1.0, 1.0, 0.0]
@@ -89,7 +90,7 @@ def check_conductances(n):
             if label == "pcm":
                 nu = ours.drift_exponents(g, as_stream(7), params)
                 compare(f"{label} drift exponent at {level} uS", _np(nu), theirs.generate_drift_coefficients(g).numpy())
-            for t in TIMES:
+            for t in times:
                 at_t = ours.drift(g_prog, g, as_stream(int(t) % 100003 + 11), params[:3] + [t])
                 nu_theirs = theirs.generate_drift_coefficients(g.clone())
                 theirs_t = theirs.apply_drift_noise_to_conductance(theirs_prog.clone(), nu_theirs, t)
@@ -134,7 +135,7 @@ def _chip_stats(errors):
     return errors.mean(axis=(1, 2)), np.sqrt((errors**2).mean(axis=(1, 2)))
 
 
-def check_layers(chips):
+def check_layers(chips, tiny=False):
     rng = np.random.default_rng(0)
     weights = (rng.normal(size=(64, 128)) * 0.1).astype("float32")
     x = rng.normal(size=(32, 128)).astype("float32")
@@ -150,6 +151,7 @@ def check_layers(chips):
         ("pcm (remap=False)", bk.PCMLikeNoise(), lambda: PCMLikeNoiseModel(g_max=25.0), False, TIMES[2:3]),
     ]
     for label, noise, make_theirs, compensation, times in cases:
+        times = times[-1:] if tiny else times
         periphery = bk.Periphery(drift_compensation=True) if compensation else None
         model = _our_layer(weights, noise, periphery)
         theirs = _aihwkit_layer(weights, make_theirs(), compensation=compensation)
@@ -197,13 +199,18 @@ def check_layers(chips):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--small", action="store_true", help="fewer samples (the test)")
+    parser.add_argument("--small", action="store_true", help="fewer samples")
+    parser.add_argument("--tiny", action="store_true", help="fewer samples and cases (the test)")
     args = parser.parse_args()
     torch.manual_seed(0)
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
-    check_conductances(n=20_000 if args.small else 100_000)
-    check_layers(chips=60 if args.small else 200)
+    if args.tiny:
+        check_conductances(n=10_000, tiny=True)
+        check_layers(chips=40, tiny=True)
+    else:
+        check_conductances(n=20_000 if args.small else 100_000)
+        check_layers(chips=60 if args.small else 200)
     print(json.dumps({"checks": CHECKS, "seconds": time.perf_counter() - start}))
     return 0
 

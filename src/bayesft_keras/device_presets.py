@@ -145,6 +145,24 @@ def build(table):
     return _CLASSES[name](**args)
 
 
+def tuning_device(config):
+    """``(noise, periphery, param, values)`` of ``config.device`` for a search.
+
+    The noise is the device's at the objective's value ``config.sigma`` of
+    its swept parameter ``param``; ``values`` are its report values. The
+    default device gives exactly the paper's ``LogNormalDrift(config.sigma)``
+    (and None for the rest: the search's own sigma sweep).
+    """
+    device = getattr(config, "device", DEFAULT_DEVICE)
+    if device == DEFAULT_DEVICE:
+        return noise_lib.LogNormalDrift(config.sigma), None, None, None
+    preset = load_device(device)
+    param = preset.param
+    if param is None:
+        raise ValueError(f"Device preset {preset.name!r} names no `param` to tune at.")
+    return preset.noise.with_params(**{param: config.sigma}), preset.periphery, param, preset.values
+
+
 def _values(spec):
     if spec is None:
         return None
