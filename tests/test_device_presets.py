@@ -84,3 +84,8 @@ def test_tune_device_flag_puts_the_preset_on_every_layer(monkeypatch, tmp_path):
     built = hypermodel.build(keras_tuner.HyperParameters())
     layers = bk.device_layers(built)
     assert layers and all(layer.periphery == device_presets.load_device("pcm").periphery for layer in layers)
+
+
+def test_tune_with_an_unknown_device_fails_fast(tmp_path):
+    result = CliRunner().invoke(app, ["tune", "--device", "no-such-device", "--dir", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "`device` must be a .toml path or one of" in result.output

@@ -120,6 +120,13 @@ def _check_names(config):
     """Fails fast, before any data is read, on names that cannot work."""
     from bayesft_keras import architectures
 
+    if config.device != "lognormal":
+        from bayesft_keras.device_presets import tuning_device
+
+        if config.task == "detection":
+            fail(f"`device` presets are for classification. Received: device={config.device!r}, task='detection'")
+        tuning_device(config)  # raises, naming the preset's problem
+
     if config.task == "detection":
         from bayesft_keras.detection import task as detection_task
 
