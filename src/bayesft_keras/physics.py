@@ -188,8 +188,8 @@ class PowerLawDrift(ConductanceNoise):
     device once (at programming), so ``log(G(t) / G(t0)) = -nu * log(t / t0)``:
     its mean is ``-nu_mean * log(t / t0)`` and its spread
     ``nu_std * log(t / t0)``. Source: the structural-relaxation drift law of
-    phase-change memory (Ielmini et al., IEEE TED 54(2), 2007; Boniardi et al.,
-    2010), the drift step of aihwkit's ``PCMLikeNoiseModel``. For exponents
+    phase-change memory (Ielmini et al., IEEE Trans. Electron Devices 54(2),
+    2007), the drift step of aihwkit's ``PCMLikeNoiseModel``. For exponents
     whose mean and spread depend on G, as measured, see `PCMLikeNoise`.
 
     Args:
