@@ -54,11 +54,27 @@ def layer_seeds(seed, num_layers):
     ]
 
 
+# Read-noise seeds: the chip seed's first word scrambled (so that reads never
+# repeat a chip draw), the second advanced by this much per batch.
+_READ_SALT = 0x2545F491
+READ_STRIDE = 4096
+
+
+def read_seed_base(layer_seed):
+    """The first read seed of a layer's chip (int32 array of shape (2,)); batch ``b`` adds ``[0, b * READ_STRIDE]``."""
+    layer_seed = np.asarray(layer_seed, dtype="int64")
+    return np.stack(
+        [(layer_seed[..., 0] ^ _READ_SALT) & _SEED_MASK, layer_seed[..., 1] & _SEED_MASK], axis=-1
+    ).astype("int32")
+
+
 def resample(model, seed):
     """Draws a new simulated chip: every ReRAM layer gets a new noise realization.
 
     The realization stays fixed for all subsequent forward passes (all batches)
-    until the next `resample`. The same seed gives the same chip.
+    until the next `resample`. The same seed gives the same chip. Read noise
+    (`ReadNoise`, ADC noise) still changes on every pass; its seeds restart
+    from the chip's, so the same seed also repeats the same sequence of reads.
 
     Args:
         model: a model (or layer) containing ReRAM layers.
@@ -67,6 +83,8 @@ def resample(model, seed):
     layers = _require_device_layers(model)
     for layer, value in zip(layers, layer_seeds(seed, len(layers))):
         layer.chip_seed.assign(value)
+        if layer.has_read_noise:
+            layer.read_seed.assign(read_seed_base(value))
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 import keras
 
 from bayesft_keras import noise as noise_lib
+from bayesft_keras import periphery as periphery_lib
 from bayesft_keras import quantization
 from bayesft_keras.layers import REPLACEMENTS
 from bayesft_keras.layers.device_layer import DeviceLayerMixin
@@ -17,6 +18,7 @@ _DEVICE_KEYS = (
     "noisy_bias",
     "train_noise",
     "seed",
+    "periphery",
 )
 
 
@@ -77,6 +79,7 @@ def convert(
     noisy_bias=True,
     train_noise=False,
     seed=None,
+    periphery=None,
 ):
     """Returns a copy of ``model`` computed on a simulated ReRAM device.
 
@@ -89,7 +92,8 @@ def convert(
         model: a built Sequential or Functional `keras.Model`.
         noise: the device noise model (`bayesft_keras.noise`), or None.
         bits, per_channel, input_bits, output_bits, noisy_bias, train_noise,
-            seed: the device arguments of the ReRAM layers (see `ReRAMDense`).
+            seed, periphery: the device arguments of the ReRAM layers (see
+            `ReRAMDense`).
 
     Returns:
         A new `keras.Model`.
@@ -104,6 +108,7 @@ def convert(
         "noisy_bias": noisy_bias,
         "train_noise": train_noise,
         "seed": seed,
+        "periphery": periphery_lib.serialize(periphery_lib.get(periphery)),
     }
 
     def clone_layer(layer):

@@ -60,6 +60,28 @@ class DeviceNoise:
         """
         raise NotImplementedError
 
+    # -- per-read noise and time (device physics, `bayesft_keras.physics`) ----
+
+    # Parameters that are a time since programming: a sweep over one of them
+    # reads the same chips at every value (`evaluate_drift`).
+    time_params = ()
+    # Whether `read` adds noise: the layer then draws it fresh on every pass.
+    has_read_noise = False
+    # Whether all-zero parameters give exactly ``w`` (else a switched-off layer bypasses the model).
+    exact_identity = True
+
+    def read(self, w, seed, params):
+        """The noise of one read of the chip's weights ``w`` (drawn anew on every pass).
+
+        ``apply`` gives the chip (fixed until resampled); ``read`` the
+        fluctuation of each matrix-vector product on it. Default: none.
+        """
+        return w
+
+    def programming_params(self, params):
+        """``params`` with every time parameter set to the end of programming (its lowest value)."""
+        return list(params)
+
     def __call__(self, w, seed=None):
         return self.apply(w, seed, self.params())
 
@@ -214,6 +236,32 @@ class Compose(DeviceNoise):
             w = m.apply(w, seed, params[: m.num_params])
             params = params[m.num_params :]
         return w
+
+    @property
+    def time_params(self):
+        return tuple(f"{i}.{n}" for i, m in enumerate(self.models) for n in m.time_params)
+
+    @property
+    def has_read_noise(self):
+        return any(m.has_read_noise for m in self.models)
+
+    @property
+    def exact_identity(self):
+        return all(m.exact_identity for m in self.models)
+
+    def read(self, w, seed, params):
+        params = list(params)
+        for m in self.models:
+            w = m.read(w, seed, params[: m.num_params])
+            params = params[m.num_params :]
+        return w
+
+    def programming_params(self, params):
+        params, out = list(params), []
+        for m in self.models:
+            out += m.programming_params(params[: m.num_params])
+            params = params[m.num_params :]
+        return out
 
     def with_params(self, **values):
         per_model = [dict() for _ in self.models]

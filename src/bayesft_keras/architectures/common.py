@@ -25,7 +25,7 @@ NORMALIZATIONS = ("none", "batch", "layer", "group")
 INITS = ("torch", "he", "glorot")
 GRANULARITIES = ("layer", "stage")
 # ReRAM layer arguments besides noise and bits that `device_options` may set.
-DEVICE_OPTIONS = ("per_channel", "input_bits", "output_bits", "noisy_bias", "train_noise", "seed")
+DEVICE_OPTIONS = ("per_channel", "input_bits", "output_bits", "noisy_bias", "train_noise", "seed", "periphery")
 _MAX_GROUPS = 32
 # Activations whose layers get He initialization.
 RELU_LIKE = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "mish")

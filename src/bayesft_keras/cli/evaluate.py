@@ -64,8 +64,9 @@ def evaluate(
     ),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name (bayesft_keras.data), or digits-detect, voc/2007, coco/2017 for a detector."),
     split: str = typer.Option("test", help="Split to evaluate on: test or val."),
-    sigmas: str = typer.Option(
-        "0:1.5:0.05", "--sigmas", "--values", help="Swept values: start:stop:step (stop included) or a,b,c."
+    sigmas: Optional[str] = typer.Option(
+        None, "--sigmas", "--values",
+        help="Swept values: start:stop:step (stop included) or a,b,c (default: the device's, 0:1.5:0.05 for lognormal).",
     ),
     chips: int = typer.Option(20, help="Simulated chips per value."),
     seed: int = typer.Option(0, help="Seed of the chips; the same seed gives the same report."),
@@ -75,7 +76,10 @@ def evaluate(
     noise: Optional[str] = typer.Option(
         None, help="Device noise: lognormal, programming or stuck-at (default: the model's, else lognormal)."
     ),
-    param: Optional[str] = typer.Option(None, help="Noise parameter to sweep (default: sigma)."),
+    param: Optional[str] = typer.Option(None, help="Noise parameter to sweep (default: the device's; sigma for lognormal)."),
+    device: Optional[str] = typer.Option(
+        None, help="Device preset from devices/ (lognormal, pcm, reram-cmo) or a TOML file: noise model, periphery, sweep."
+    ),
     max_examples: Optional[int] = typer.Option(None, help="Evaluate on at most this many examples."),
     data_seed: int = typer.Option(0, help="Split seed of the dataset (as in training)."),
     batch_size: Optional[int] = typer.Option(None, help="Examples per forward pass."),
@@ -100,7 +104,24 @@ def evaluate(
     if bridge.is_legacy_model_path(model):
         evaluate_file = bridge.evaluate_file
 
-    values = parse_values(sigmas)
+    preset = None
+    if device is not None:
+        from bayesft_keras.device_presets import load_device
+
+        if noise is not None:
+            raise UsageError("Give --device or --noise, not both.")
+        preset = load_device(device)
+    if sigmas is not None:
+        values = parse_values(sigmas)
+    elif preset is not None and preset.values is not None:
+        values = list(preset.values)
+    else:
+        values = parse_values("0:1.5:0.05")
+    if param is None and preset is not None:
+        param = preset.param
+    device_kwargs = {}
+    if preset is not None and preset.periphery is not None:
+        device_kwargs["periphery"] = preset.periphery
     if not model.exists():
         raise FileNotFoundError(f"Model file not found: {model}")
     if out.exists() and not out.is_dir():
@@ -139,10 +160,11 @@ def evaluate(
             metric=metric,
             threshold=threshold,
             bits=bits,
-            noise=_noise(noise),
+            noise=preset.noise if preset is not None else _noise(noise),
             param=param,
             batch_size=batch_size,
             progress=on_progress,
+            **device_kwargs,
         )
     finally:
         if bar is not None:

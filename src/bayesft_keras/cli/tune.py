@@ -22,6 +22,9 @@ def tune(
     sigma: Optional[float] = typer.Option(None, help="Target drift sigma of the objective."),
     chips: Optional[int] = typer.Option(None, help="Simulated chips per objective evaluation."),
     bits: Optional[str] = typer.Option(None, help="Device weight precision in bits (2-16), or 'none'."),
+    device: Optional[str] = typer.Option(
+        None, help="Device preset from devices/: lognormal (default, the paper's), pcm, reram-cmo, or a TOML file; --sigma is then the value of its swept parameter (default: its target)."
+    ),
     trials: Optional[int] = typer.Option(None, help="Search budget: trials per tuned method."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs per trial."),
     preset: Optional[str] = typer.Option(None, help="A preset name from tuners/ or a path to a TOML file (default: quick; detection-quick with --task detection)."),
@@ -73,7 +76,12 @@ def tune(
     baseline_list = _parse_list(baselines)
     if baseline_list == ("none",):
         baseline_list = ()
+    if device is not None and sigma is None and device != "lognormal":
+        from bayesft_keras.device_presets import load_device
+
+        sigma = load_device(device).target
     config = config.replace(
+        device=device,
         task=task,
         arch=arch,
         dataset=dataset,
@@ -119,6 +127,13 @@ def tune(
 def _check_names(config):
     """Fails fast, before any data is read, on names that cannot work."""
     from bayesft_keras import architectures
+
+    if config.device != "lognormal":
+        from bayesft_keras.device_presets import tuning_device
+
+        if config.task == "detection":
+            fail(f"`device` presets are for classification. Received: device={config.device!r}, task='detection'")
+        tuning_device(config)  # raises, naming the preset's problem
 
     if config.task == "detection":
         from bayesft_keras.detection import task as detection_task

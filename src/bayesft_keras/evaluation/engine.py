@@ -13,7 +13,15 @@ Chip ``c`` at value index ``v`` is chip seed
 ``SeedSequence([seed, v, c])``: every value gets its own independent chips and
 the same seed reproduces a sweep bit for bit. The realization equals
 ``bayesft_keras.resample(model, chip_seed)``, so any chip of a report can be
-rebuilt by hand.
+rebuilt by hand. A sweep over a *time* parameter (``t`` of the device physics
+models) reads the same chips at every value instead (those of value index 0):
+a chip is programmed once and read at every time.
+
+Chip-fixed noise and read noise stay apart: a chip's realization is a
+function of its chip seed only, while read noise (`ReadNoise`, ADC noise) is
+drawn per forward pass, from seeds that depend on the chip and on the batch,
+so that every batch of every chip sees fresh read noise and a report is still
+reproducible.
 """
 
 import weakref
@@ -24,6 +32,7 @@ from keras import ops
 
 from bayesft_keras import chip as chip_lib
 from bayesft_keras import noise as noise_lib
+from bayesft_keras import periphery as periphery_lib
 from bayesft_keras import quantization
 from bayesft_keras.evaluation import metrics as metrics_lib
 from bayesft_keras.evaluation.backend import compile_forward
@@ -78,6 +87,8 @@ class DriftEvaluator:
             (TensorFlow; all chips of a value go through one call). Default:
             4, 2 or 1, as many as keep their activations within 512 MiB.
         jit_compile: TensorFlow backend only: compile the pass with XLA.
+        periphery: a `bayesft_keras.periphery.Periphery` for every ReRAM
+            layer (None keeps the model's).
     """
 
     def __init__(
@@ -89,9 +100,12 @@ class DriftEvaluator:
         batch_size=None,
         chips_per_pass=None,
         jit_compile=False,
+        periphery=None,
     ):
         _check_model(model)
-        self.model, self._weight_pairs = _device_copy(model, noise_lib.get(noise), bits)
+        self.model, self._weight_pairs = _device_copy(
+            model, noise_lib.get(noise), bits, periphery_lib.get(periphery)
+        )
         self.layers = chip_lib.device_layers(self.model)
         if not self.layers:
             raise ValueError(
@@ -99,6 +113,8 @@ class DriftEvaluator:
                 "Dense, Conv1D, Conv2D or DepthwiseConv2D layer (or a ReRAM layer)."
             )
         self.noise = self.layers[0].noise
+        # Layers that draw noise on every read, and their index in `layers`.
+        self._read_index = [i for i, layer in enumerate(self.layers) if layer.has_read_noise]
         self.metric_spec = metric
         self.batch_size = _check_positive_int("batch_size", batch_size, allow_none=True)
         self.chips_per_pass = _check_positive_int("chips_per_pass", chips_per_pass, allow_none=True)
@@ -164,6 +180,14 @@ class DriftEvaluator:
             )
         return param
 
+    @property
+    def time_params(self):
+        """The parameters (of every layer's noise) that are a time since programming."""
+        names = set(self.noise.time_params)
+        for layer in self.layers:
+            names &= set(layer.noise.time_params)
+        return sorted(names)
+
     def check_values(self, param, values):
         """Validates sweep ``values`` of ``param`` against every layer's noise model."""
         values = _check_values(values)
@@ -222,17 +246,26 @@ class DriftEvaluator:
             raise ValueError("No data: call `set_data(x, y)` first.")
         run = self._forward()
         chips = len(layer_seeds)
+        reads = chip_lib.read_seed_base(np.asarray(layer_seeds)[:, self._read_index].reshape(chips, -1, 2))
+        reads = ops.convert_to_tensor(reads, dtype="int32")
         seeds = ops.convert_to_tensor(layer_seeds, dtype="int32")
         gain = ops.convert_to_tensor(gain, dtype="float32")
+
+        def batch_index(b):
+            return ops.convert_to_tensor(b * chip_lib.READ_STRIDE, dtype="int32")
+
         if not self.metric.in_graph:
-            outputs = [ops.convert_to_numpy(run(seeds, gain, [], x, y)) for x, y in self._batches]
+            outputs = [
+                ops.convert_to_numpy(run(seeds, reads, gain, [], x, y, batch_index(b)))
+                for b, (x, y) in enumerate(self._batches)
+            ]
             predictions = np.concatenate(outputs, axis=1)
             return [self.metric.result(self._y_host, p) for p in predictions]
         states = [
             ops.convert_to_tensor(np.repeat(s[None], chips, axis=0)) for s in self.metric.initial_state()
         ]
-        for x, y in self._batches:
-            states = run(seeds, gain, states, x, y)
+        for b, (x, y) in enumerate(self._batches):
+            states = run(seeds, reads, gain, states, x, y, batch_index(b))
         return self.metric.results(states)
 
     def _forward(self):
@@ -241,14 +274,18 @@ class DriftEvaluator:
         model, metric, parallel = self.model, self.metric, self._parallel
         seed_variables = [layer.chip_seed for layer in self.layers]
         gain_variables = [layer.noise_enabled for layer in self.layers]
+        read_variables = [self.layers[i].read_seed for i in self._read_index]
         output_spec = self._output_spec
 
-        def forward(variable_mapping, seeds, gain, states, x, y):
+        def forward(variable_mapping, seeds, reads, gain, states, x, y, batch):
+            offset = ops.stack([ops.zeros_like(batch), batch])
+
             def one_chip(elems):
-                seed, state = elems
+                seed, read, state = elems
                 mapping = list(variable_mapping)
                 mapping += [(v, seed[i]) for i, v in enumerate(seed_variables)]
                 mapping += [(v, gain) for v in gain_variables]
+                mapping += [(v, read[i] + offset) for i, v in enumerate(read_variables)]
                 with keras.StatelessScope(state_mapping=mapping):
                     y_pred = model(x, training=False)
                 return metric.update(state, y, y_pred) if metric.in_graph else y_pred
@@ -257,10 +294,10 @@ class DriftEvaluator:
                 specs = [(tuple(s.shape[1:]), s.dtype) for s in states]
             else:
                 specs = output_spec
-            return map_chips(one_chip, (seeds, states), specs, parallel=parallel)
+            return map_chips(one_chip, (seeds, reads, states), specs, parallel=parallel)
 
         self._compiled = compile_forward(
-            forward, model, seed_variables + gain_variables, jit_compile=self.jit_compile
+            forward, model, seed_variables + gain_variables + read_variables, jit_compile=self.jit_compile
         )
         return self._compiled
 
@@ -284,6 +321,7 @@ def evaluate_drift(
     name=None,
     dataset=None,
     progress=True,
+    periphery=None,
 ):
     """Evaluates ``model`` on simulated drifted chips across a parameter sweep.
 
@@ -321,6 +359,12 @@ def evaluate_drift(
         progress: True shows a progress bar; a callable ``(done, total)`` is
             called after every value with the number of chips done; False
             is silent.
+        periphery: a `bayesft_keras.periphery.Periphery` (tiles, ADC, drift
+            compensation) for every ReRAM layer; None keeps the model's.
+
+    A time parameter (e.g. ``param="t", values=[1, 3600, 86400, 3.15e7]``
+    with `bayesft_keras.physics.PCMLikeNoise`) reads the same chips at every
+    value: one programmed chip per chip index, read at every time.
 
     Returns:
         A `DriftReport`.
@@ -341,6 +385,7 @@ def evaluate_drift(
         batch_size=batch_size,
         chips_per_pass=chips_per_pass,
         jit_compile=jit_compile,
+        periphery=periphery,
     )
     param = evaluator.resolve_param(param)
     if sigmas is not None:
@@ -358,7 +403,10 @@ def evaluate_drift(
         values = DEFAULT_SIGMAS
     values = evaluator.check_values(param, values)
     evaluator.set_data(x, y)
-    grid = chip_seed_grid(seed, len(values), chips)
+    if param in evaluator.time_params:
+        grid = np.repeat(chip_seed_grid(seed, 1, chips), len(values), axis=0)
+    else:
+        grid = chip_seed_grid(seed, len(values), chips)
     with _progress(progress, len(values) * chips, f"{name or model.name}: {param} sweep") as advance:
         clean = evaluator.clean_metric()
         per_chip = evaluator.sweep(param, values, grid, on_progress=advance)
@@ -396,6 +444,7 @@ def drift_score(
     param=None,
     bits=None,
     batch_size=None,
+    periphery=None,
 ):
     """Mean metric over ``chips`` simulated chips at one parameter value.
 
@@ -411,15 +460,17 @@ def drift_score(
         chips: number of chips, >= 1.
         seed: the chips are those of value index 0 of `evaluate_drift` with the
             same seed.
-        metric, noise, param, bits, batch_size: as in `evaluate_drift`.
+        metric, noise, param, bits, batch_size, periphery: as in `evaluate_drift`.
     """
     chips = _check_positive_int("chips", chips)
     seed = _check_seed(seed)
-    key = (_noise_key(noise), bits, _metric_key(metric), batch_size)
+    key = (_noise_key(noise), bits, _metric_key(metric), batch_size, repr(periphery_lib.get(periphery)))
     per_model = _EVALUATORS.setdefault(model, {})
     evaluator = per_model.get(key)
     if evaluator is None:
-        evaluator = DriftEvaluator(model, noise=noise, bits=bits, metric=metric, batch_size=batch_size)
+        evaluator = DriftEvaluator(
+            model, noise=noise, bits=bits, metric=metric, batch_size=batch_size, periphery=periphery
+        )
         per_model[key] = evaluator
     else:
         evaluator.sync_weights()
@@ -434,7 +485,7 @@ def drift_score(
 # -- helpers -------------------------------------------------------------------
 
 
-def _device_copy(model, noise, bits):
+def _device_copy(model, noise, bits, periphery=None):
     """Clones ``model`` onto the device; returns the clone and (source, copy) weight pairs."""
     bits = quantization.validate_bits(bits, "bits")
     all_layers = list(model._flatten_layers(include_self=False, recursive=True))
@@ -456,6 +507,8 @@ def _device_copy(model, noise, bits):
             cls = type(layer)
         if bits is not None and issubclass(cls, DeviceLayerMixin):
             config["bits"] = bits
+        if periphery is not None and issubclass(cls, DeviceLayerMixin):
+            config["periphery"] = periphery_lib.serialize(periphery)
         new = cls.from_config(config)
         layer_pairs.append((layer, new))
         return new

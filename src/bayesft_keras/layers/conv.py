@@ -1,7 +1,7 @@
 import keras
+import numpy as np
 from keras import ops
 
-from bayesft_keras import quantization
 from bayesft_keras.layers.dense import _DEVICE_ARGS_DOC
 from bayesft_keras.layers.device_layer import DeviceLayerMixin
 
@@ -21,11 +21,13 @@ class _ReRAMConvMixin(DeviceLayerMixin):
         noisy_bias=True,
         train_noise=False,
         seed=None,
+        periphery=None,
         **kwargs,
     ):
         super().__init__(filters, kernel_size, **kwargs)
         self._init_device(
-            noise, bits, per_channel, input_bits, output_bits, noisy_bias, train_noise, seed
+            noise, bits, per_channel, input_bits, output_bits, noisy_bias, train_noise, seed,
+            periphery,
         )
 
     def build(self, input_shape):
@@ -33,27 +35,42 @@ class _ReRAMConvMixin(DeviceLayerMixin):
         self._build_device()
 
     def call(self, inputs, training=None):
-        seed = self._noise_seed(training)
-        inputs = quantization.quantize_activation(inputs, self.input_bits)
         padding = self.padding
+        pad = None
         if padding == "causal":  # Conv1D only
-            inputs = ops.pad(inputs, self._compute_causal_padding())
+            pad = self._compute_causal_padding()
             padding = "valid"
-        outputs = ops.conv(
+
+        def op(x, kernel):
+            if pad is not None:
+                x = ops.pad(x, pad)
+            return ops.conv(
+                x,
+                kernel,
+                strides=list(self.strides),
+                padding=padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
+
+        if self.periphery is not None and self.periphery.tile_size is not None and self.groups != 1:
+            raise ValueError(
+                f"Layer {self.name!r}: tiles (`periphery.tile_size`) need `groups=1`. "
+                f"Received: groups={self.groups}"
+            )
+        outputs, seed, read_seeds = self._crossbar(
             inputs,
-            self._device_kernel(self.kernel, seed),
-            strides=list(self.strides),
-            padding=padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
+            op,
+            training,
+            channel_axis=-1 if self.data_format == "channels_last" else 1,
+            rows_per_input=int(np.prod(self.kernel_size)),
         )
-        outputs = quantization.quantize_activation(outputs, self.output_bits)
         if self.use_bias:
             if self.data_format == "channels_last":
                 bias_shape = (1,) * (self.rank + 1) + (self.filters,)
             else:
                 bias_shape = (1, self.filters) + (1,) * self.rank
-            bias = ops.reshape(self._device_bias(self.bias, seed), bias_shape)
+            bias = ops.reshape(self._device_bias(self.bias, seed, read_seeds), bias_shape)
             outputs = ops.add(outputs, bias)
         if self.activation is not None:
             return self.activation(outputs)

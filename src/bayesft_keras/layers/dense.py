@@ -1,7 +1,6 @@
 import keras
 from keras import ops
 
-from bayesft_keras import quantization
 from bayesft_keras.layers.device_layer import DeviceLayerMixin
 
 _DEVICE_ARGS_DOC = """
@@ -21,7 +20,10 @@ _DEVICE_ARGS_DOC = """
         train_noise: apply fresh noise in every training step as well
             (noise-injection training). Off by default: training sees the
             quantized weights only.
-        seed: seed of the training-time noise draws.
+        seed: seed of the training-time noise draws (and of the first read).
+        periphery: a `bayesft_keras.periphery.Periphery`: tiles, ADC range
+            and noise, global drift compensation; None for one ideal
+            crossbar.
 """
 
 
@@ -53,11 +55,13 @@ class ReRAMDense(DeviceLayerMixin, keras.layers.Dense):
         noisy_bias=True,
         train_noise=False,
         seed=None,
+        periphery=None,
         **kwargs,
     ):
         super().__init__(units, **kwargs)
         self._init_device(
-            noise, bits, per_channel, input_bits, output_bits, noisy_bias, train_noise, seed
+            noise, bits, per_channel, input_bits, output_bits, noisy_bias, train_noise, seed,
+            periphery,
         )
 
     def build(self, input_shape):
@@ -65,12 +69,9 @@ class ReRAMDense(DeviceLayerMixin, keras.layers.Dense):
         self._build_device()
 
     def call(self, inputs, training=None):
-        seed = self._noise_seed(training)
-        inputs = quantization.quantize_activation(inputs, self.input_bits)
-        x = ops.matmul(inputs, self._device_kernel(self.kernel, seed))
-        x = quantization.quantize_activation(x, self.output_bits)
+        x, seed, read_seeds = self._crossbar(inputs, ops.matmul, training)
         if self.bias is not None:
-            x = ops.add(x, self._device_bias(self.bias, seed))
+            x = ops.add(x, self._device_bias(self.bias, seed, read_seeds))
         if self.activation is not None:
             x = self.activation(x)
         return x

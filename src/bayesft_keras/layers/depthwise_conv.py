@@ -1,7 +1,6 @@
 import keras
 from keras import ops
 
-from bayesft_keras import quantization
 from bayesft_keras.layers.dense import _DEVICE_ARGS_DOC
 from bayesft_keras.layers.device_layer import DeviceLayerMixin
 
@@ -32,11 +31,13 @@ class ReRAMDepthwiseConv2D(DeviceLayerMixin, keras.layers.DepthwiseConv2D):
         noisy_bias=True,
         train_noise=False,
         seed=None,
+        periphery=None,
         **kwargs,
     ):
         super().__init__(kernel_size, **kwargs)
         self._init_device(
-            noise, bits, per_channel, input_bits, output_bits, noisy_bias, train_noise, seed
+            noise, bits, per_channel, input_bits, output_bits, noisy_bias, train_noise, seed,
+            periphery,
         )
 
     def build(self, input_shape):
@@ -44,25 +45,29 @@ class ReRAMDepthwiseConv2D(DeviceLayerMixin, keras.layers.DepthwiseConv2D):
         self._build_device()
 
     def call(self, inputs, training=None):
-        seed = self._noise_seed(training)
         input_channel = self._get_input_channel(inputs.shape)
-        inputs = quantization.quantize_activation(inputs, self.input_bits)
-        outputs = ops.depthwise_conv(
-            inputs,
-            self._device_kernel(self.kernel, seed),
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
+
+        def op(x, kernel):
+            return ops.depthwise_conv(
+                x,
+                kernel,
+                strides=self.strides,
+                padding=self.padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
+
+        # A depthwise kernel is block-diagonal on a crossbar: not split into tiles.
+        outputs, seed, read_seeds = self._crossbar(
+            inputs, op, training, channel_axis=-1 if self.data_format == "channels_last" else 1, tiled=False
         )
-        outputs = quantization.quantize_activation(outputs, self.output_bits)
         if self.use_bias:
             channels = self.depth_multiplier * input_channel
             if self.data_format == "channels_last":
                 bias_shape = (1,) * (self.rank + 1) + (channels,)
             else:
                 bias_shape = (1, channels) + (1,) * self.rank
-            bias = ops.reshape(self._device_bias(self.bias, seed), bias_shape)
+            bias = ops.reshape(self._device_bias(self.bias, seed, read_seeds), bias_shape)
             outputs = ops.add(outputs, bias)
         if self.activation is not None:
             return self.activation(outputs)

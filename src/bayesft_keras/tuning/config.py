@@ -45,6 +45,9 @@ class TuneConfig:
     max_train_examples: int | None = None
     # device
     bits: int | None = None
+    # device preset of devices/ (lognormal: the paper's; pcm, reram-cmo, or a TOML path); with
+    # another device, `sigma` is the objective's value of the preset's swept parameter (e.g. t)
+    device: str = "lognormal"
     # objective: mean accuracy over `chips` chips at `sigma` (or over `sigma_range`)
     sigma: float = 0.8
     sigma_range: tuple | None = None

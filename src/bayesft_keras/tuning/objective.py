@@ -30,6 +30,8 @@ class DriftObjective:
         seed: seed of the chips.
         metric: the metric of a chip, as `evaluate_drift`'s (e.g. a
             `bayesft_keras.detection.DetectionMAP` for detection).
+        param: the swept device parameter the "sigmas" are values of (None:
+            the noise model's sigma; e.g. "t" for a device preset's time).
     """
 
     sigma: float = 0.8
@@ -40,6 +42,7 @@ class DriftObjective:
     curve_sigmas: tuple = ()
     seed: int = 0
     metric: object = "accuracy"
+    param: str | None = None
 
     def target_sigmas(self):
         if self.sigma_range is None:
@@ -65,7 +68,8 @@ class DriftObjective:
         report = evaluate_drift(
             model,
             (x, y),
-            sigmas=self.sweep_sigmas(),
+            values=self.sweep_sigmas(),
+            param=self.param,
             chips=self.chips,
             seed=self.seed,
             metric=self.metric,

@@ -34,6 +34,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from bayesft_keras.device_presets import tuning_device
 from bayesft_keras.tuning.config import TuneConfig
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
@@ -98,6 +99,9 @@ def _mean_at(report, sigma):
 def _report_sigmas(config):
     start, stop, count = config.report_sigmas
     values = set(np.round(np.linspace(start, stop, int(count)), 10).tolist())
+    device_values = tuning_device(config)[3]
+    if device_values is not None:  # a device preset's own sweep (e.g. times)
+        values = set(device_values)
     values.add(round(float(config.sigma), 10))
     return sorted(values)
 
@@ -204,7 +208,9 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
         sigma_points=config.sigma_points,
         min_clean_accuracy=config.min_clean_accuracy,
         # Each trial's logged curve spans the final reports' sigma range.
-        curve_sigmas=tuple(np.round(np.linspace(*config.report_sigmas[:2], config.trial_curve_points), 10)),
+        curve_sigmas=tuning_device(config)[3]
+        or tuple(np.round(np.linspace(*config.report_sigmas[:2], config.trial_curve_points), 10)),
+        param=tuning_device(config)[2],
         seed=config.seed,
         metric=metric,
     )
@@ -314,7 +320,8 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
         report = evaluate_drift(
             model,
             (ds.x_test, ds.y_test),
-            sigmas=report_sigmas,
+            values=report_sigmas,
+            param=objective.param,
             chips=config.report_chips,
             seed=config.seed,
             metric=method_metrics.get(method, metric),
@@ -374,13 +381,13 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
 def _zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
     from bayesft_keras.hypermodel import BayesFTHyperModel
     from bayesft_keras.hypermodel import NoiseInjectionHyperModel
-    from bayesft_keras.noise import LogNormalDrift
 
+    noise, periphery, _, _ = tuning_device(config)
     kwargs = dict(
         arch=config.arch,
         input_shape=ds.input_shape,
         num_classes=ds.num_classes,
-        noise=LogNormalDrift(config.sigma),
+        noise=noise,
         bits=config.bits,
         granularity=config.granularity,
         rate_range=tuple(config.rate_range),
@@ -397,6 +404,8 @@ def _zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
         init=config.init,
         init_scale=config.init_scale,
     )
+    if periphery is not None:
+        kwargs["device_options"] = {"periphery": periphery}
     if baseline is not None:  # "ftna" or "awp", with the authors' settings
         from bayesft_keras.baselines import make_hypermodel
 
@@ -412,7 +421,8 @@ def _check_same_config(config, directory):
     current = json.loads(json.dumps(config.to_dict()))
     if path.exists():
         saved = json.loads(path.read_text())
-        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        defaults = json.loads(json.dumps(TuneConfig().to_dict()))  # settings added since: their default
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
         if changed:
             raise ValueError(
                 f"Run directory {str(directory)!r} holds a search with other settings "
