@@ -70,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--search-seeds", type=int, default=3, help="searches per side; 0 skips (b)")
     p.add_argument("--spaces", default="paper,extended", help="our search spaces (comma-separated)")
     p.add_argument("--sides", default="theirs,ours")
+    p.add_argument("--baselines", default="ftna,awp",
+                   help="the paper's baselines (ours, bayesft_keras.baselines) in (a), beside no dropout; 'none' for none")
     p.add_argument("--init", default=None, help="our init (torch|he|glorot), when TuneConfig has it")
     p.add_argument("--init-scale", type=float, default=None)
     p.add_argument("--torch-threads", type=int, default=1,
@@ -184,7 +186,7 @@ def theirs_curve(args, ds, sigmas, seed):
     return chip_metrics, clean, trained - start, time.perf_counter() - trained
 
 
-def ours_curve(args, ds, sigmas, seed):
+def ours_curve(args, ds, sigmas, seed, baseline=None):
     import keras
     import keras_tuner
 
@@ -193,7 +195,7 @@ def ours_curve(args, ds, sigmas, seed):
 
     config = base_config(args, seed, space="paper")
     keras.utils.set_random_seed(seed)
-    hypermodel = _zoo_hypermodel(config, ds)
+    hypermodel = _zoo_hypermodel(config, ds, baseline=baseline)  # baseline: "ftna", "awp" or None
     hp = keras_tuner.HyperParameters()
     for name in hypermodel.hyperparameter_names():
         if name.startswith("dropout_"):
@@ -202,8 +204,9 @@ def ours_curve(args, ds, sigmas, seed):
     model = hypermodel.build(hp)
     hypermodel.fit(hp, model, ds.x_train, ds.y_train, verbose=0)
     trained = time.perf_counter()
+    metric = hypermodel.metric() if baseline else "accuracy"  # FTNA: nearest-codeword accuracy
     report = evaluate_drift(model, (ds.x_test, ds.y_test), sigmas=list(sigmas), chips=args.curve_chips,
-                            seed=CURVE_CHIP_OFFSET + seed, progress=False)
+                            seed=CURVE_CHIP_OFFSET + seed, metric=metric, progress=False)
     return report.chip_metrics, report.clean, trained - start, time.perf_counter() - trained
 
 
@@ -214,7 +217,10 @@ def run_curves(args, sides):
     sigmas = np.round(np.linspace(0.0, CURVE_SIGMA_MAX, args.curve_sigmas), 10)
     out = {"sigmas": sigmas, "data_seed": args.data_seed, "chips": args.curve_chips, "test_size": len(ds.y_test)}
     fns = {"theirs": theirs_curve, "ours": ours_curve}
-    for side in sides:
+    baselines = [b for b in args.baselines.split(",") if b and b != "none"] if "ours" in sides else []
+    for b in baselines:
+        fns[f"ours-{b}"] = lambda args, ds, sigmas, seed, b=b: ours_curve(args, ds, sigmas, seed, baseline=b)
+    for side in list(sides) + [f"ours-{b}" for b in baselines]:
         runs = []
         for seed in range(args.curve_seeds):
             chip_metrics, clean, train_s, curve_s = fns[side](args, ds, sigmas, seed)
@@ -341,6 +347,17 @@ def print_tables(args, result):
                   f"(diff {diff:+.4f}, 2x err {2 * err:.4f})")
         if n < 2:
             print("  (one seed: the error is the Monte Carlo error only; the seed-to-seed spread is unknown)")
+        others = [k for k in curves if k.startswith("ours-")]
+        if others:
+            print(f"\n(a') the paper's baselines (ours), test split, mean (seed min-max) over {n} seed(s)")
+            print("sigma | " + " | ".join(["no dropout (ours)"] + others))
+            for s in REPORT_AT:
+                i = int(np.argmin(np.abs(sig - s)))
+                if abs(sig[i] - s) > 1e-6:
+                    continue
+                cells = [curves[k]["summary"] for k in ["ours"] + others]
+                print(f" {s:4.2f} | " + " | ".join(
+                    f"{c['mean'][i]:.4f} ({c['min'][i]:.3f}-{c['max'][i]:.3f})" for c in cells))
     searches = result.get("searches")
     if searches:
         sm = searches["summary"]
@@ -380,7 +397,10 @@ def plot_curves(curves, path, args):
 
     sig = np.asarray(curves["sigmas"])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for side, label, color in (("theirs", "authors' PyTorch procedure", "C0"), ("ours", "bayesft-keras", "C1")):
+    sides = [("theirs", "authors' PyTorch procedure", "C0"), ("ours", "bayesft-keras", "C1")]
+    sides += [(k, f"bayesft-keras {k[5:].upper()}", f"C{2 + i}") for i, k in enumerate(
+        k for k in curves if isinstance(k, str) and k.startswith("ours-"))]
+    for side, label, color in sides:
         if side not in curves:
             continue
         s = curves[side]["summary"]
@@ -388,7 +408,8 @@ def plot_curves(curves, path, args):
         ax.fill_between(sig, s["min"], s["max"], color=color, alpha=0.2, label=f"{label}: seed min-max")
     ax.set_xlabel("drift sigma (w' = w * exp(N(0, sigma^2)))")
     ax.set_ylabel(f"test accuracy (mean of {args.curve_chips} chips)")
-    ax.set_title("No-dropout LeNet-5 on mnist5k: drift tolerance, authors' code vs bayesft-keras")
+    ax.set_title("LeNet-5 on mnist5k without dropout: drift tolerance, authors' code vs bayesft-keras"
+                 + (" (+ the paper's baselines)" if len(sides) > 2 else ""))
     ax.title.set_fontsize(9)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
