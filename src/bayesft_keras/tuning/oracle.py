@@ -34,6 +34,8 @@ Keras Tuner) has:
   resumed search proposes the same trials as an uninterrupted one.
 """
 
+import warnings
+
 import numpy as np
 import scipy.optimize
 from keras_tuner import HyperParameters
@@ -42,6 +44,7 @@ from keras_tuner.engine.hyperparameters import Float
 from keras_tuner.engine.hyperparameters import Int
 from keras_tuner.engine.trial import TrialStatus
 from keras_tuner.oracles import BayesianOptimizationOracle
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel
 from sklearn.gaussian_process.kernels import Matern
@@ -194,7 +197,11 @@ class BayesFTOracle(BayesianOptimizationOracle):
 
         rng = self._rng(trial_id)
         self.gpr = self._make_gpr(dims, random_state=rng.randint(2**31))
-        self.gpr.fit(x, y)
+        with warnings.catch_warnings():
+            # A length scale or noise level at its bound is an answer here (a flat or a
+            # noiseless direction), not a failure: keep sklearn's warning off the terminal.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.gpr.fit(x, y)
 
         def lower_bound(points):  # minimised: -(UCB) of the objective
             mean, std = self.gpr.predict(np.atleast_2d(points), return_std=True)
