@@ -83,6 +83,7 @@ def build_detector(
     settings = common.Settings.create(
         noise=noise, bits=bits, width=width, normalization=normalization,
         activation=activation, device_options=device_options,
+        init="he",  # the detector's heads start from CenterNet's prior on zero biases
     )
     rates = common.resolve_rates(dropout, list(SITES), ARCH_NAME)
     builder = common.Builder(settings, [(s, s) for s in SITES], rates)
