@@ -176,6 +176,7 @@ def main(argv=None):
     p.add_argument("--initial", type=int, default=4)
     p.add_argument("--methods", default="kt new bo random", help="space-separated; kt:arg=value;... and new:attr=value;... for variants")
     p.add_argument("--noise", type=float, default=NOISE)
+    p.add_argument("--per-seed", action="store_true", help="print each seed's best_true too")
     p.add_argument("--objective", choices=["edge", "bump"], default=OBJECTIVE)
     args = p.parse_args(argv)
     globals()["NOISE"] = args.noise
@@ -188,7 +189,7 @@ def main(argv=None):
     for method in args.methods.split():
         run = make(method)
         rows, start = [], time.perf_counter()
-        for seed in range(args.seeds):
+        for seed in range(1, args.seeds + 1):  # not 0: Keras Tuner's Oracle replaces seed 0 by a random one
             xs, ys = run(seed, args.budget, args.initial)
             rows.append(summary(xs, ys, args.initial))
         secs = (time.perf_counter() - start) / args.seeds
@@ -199,6 +200,8 @@ def main(argv=None):
         stuck = sum(r["gp_centre_frac"] >= 0.5 for r in rows)  # seeds where most GP trials hug the centre
         print(f"{method:22s} " + " ".join(f"{c:>13s}" for c in cells) + f"   {secs:.1f}  stuck {stuck}/{len(rows)}",
               flush=True)
+        if args.per_seed:
+            print("    best_true per seed:", " ".join(f"{r['best_true']:.3f}" for r in rows), flush=True)
 
 
 if __name__ == "__main__":
