@@ -1,4 +1,4 @@
-"""The BayesFT search oracle: Gaussian-process Bayesian optimisation fit for noisy objectives.
+"""The BayesFT search oracle: Keras Tuner's GP search with the objective's noise modelled.
 
 `BayesFTOracle` is a Keras Tuner oracle (a `BayesianOptimizationOracle`
 subclass, so `keras_tuner.Tuner` and resume work as usual). Its first trial is
@@ -9,29 +9,41 @@ the finished trials.
 
 Why not Keras Tuner's GP as it is (issue 12, item 5)? Drift accuracy is noisy
 (training seeds, sampled chips: std ~0.015 on values ~0.1-0.3, a good part of
-the spread between configurations). Keras Tuner's GP models almost no noise
-(``alpha=1e-4`` of the normalised variance) and lets the Matern length scale
-go down to 1e-5, so it explains the noise by a length scale shorter than the
-distance between trials: the model is flat away from the trials, with a dip
-at the luckiest one, and UCB proposes small steps around that trial (the
-centre, often, as it is tried first) instead of the edges of the ranges; its
-acquisition search (50 L-BFGS-B runs from random starts on that flat surface)
-cannot find anything better. See ``benchmarks/bench_oracle_search.py``.
+the spread between configurations). Keras Tuner's GP assumes almost no noise
+(``alpha=1e-4`` of the normalised variance), so it must pass through every
+noisy score: it picks a length scale shorter than the distance between trials
+(down to its bound, 1e-5). The model is then flat away from the trials: either
+with a dip at the luckiest trial, and UCB proposes small steps around it (the
+centre, often, as it is tried first), or flat everywhere, and the proposals are
+as good as random. Learning the noise (a `WhiteKernel`) alone does not stop
+this: a Matern kernel with a length scale near 0 *is* white noise, and the
+likelihood is as high. What stops it is a floor on the length scale: 0.3 of
+each range (about the distance between neighbouring trials of a 20-trial
+search in 5 dimensions; a GP cannot learn shorter structure from so few noisy
+trials anyway). Measured on synthetic noisy objectives
+(``benchmarks/bench_oracle_search.py``); one length scale per hyperparameter,
+a learned signal variance and a 10,000-candidate acquisition search (as the
+`bayesian-optimization` package does) did not help there, so they are off
+(class attributes below).
 
-This GP (on hyperparameters scaled to [0, 1] with Keras Tuner's own
-``value_to_prob``, so Float, Int, Choice, Boolean and Fixed work as in
-Keras Tuner) has:
+So the GP is Keras Tuner's (Matern 5/2 on hyperparameters scaled to [0, 1]
+with Keras Tuner's ``value_to_prob``, so Float, Int, Choice, Boolean and Fixed
+work as there; ``normalize_y``; 20 restarts of the likelihood maximisation; UCB
+maximised by L-BFGS-B from 50 random starts) with:
 
-* the noise learned: ``ConstantKernel * Matern(nu=2.5) + WhiteKernel``, with
-  ``alpha`` (as in Keras Tuner) a floor added to the diagonal;
-* one length scale per hyperparameter, bounded to ``[0.05, 20]`` (in units of
-  the whole range: shorter cannot be told apart from noise with a few dozen
-  trials, longer is a constant);
-* ``normalize_y`` and several restarts of the likelihood maximisation;
-* the acquisition maximised as the `bayesian-optimization` package does:
-  10,000 random candidates, then L-BFGS-B from the 10 best;
-* the random generators derived from ``seed`` and the trial number, so a
-  resumed search proposes the same trials as an uninterrupted one.
+* length scales of at least 0.3 (in units of each range);
+* a `WhiteKernel`: the noise level is learned; ``alpha`` (as in Keras Tuner)
+  is only a floor added to the diagonal;
+* ``beta`` 2.576 by default (the `bayesian-optimization` package's kappa);
+* a cheap gradient for L-BFGS-B (finite differences in one GP call) and
+  single-threaded BLAS (the matrices are tiny: threads only cost);
+* random generators derived from ``seed`` and the trial number, for the random
+  trials and the GP: a resumed search proposes the same trials as an
+  uninterrupted one, ``seed=0`` is kept (Keras Tuner's `Oracle` replaces a seed
+  of 0 by a random one) and searches with nearby seeds do not share random
+  trials (Keras Tuner's do: the k-th value is drawn with seed ``seed + k``);
+* no configuration repeated by the GP (Int/Choice rounding): the best
+  proposal not tried yet is taken.
 """
 
 import warnings
@@ -77,17 +89,20 @@ class BayesFTOracle(BayesianOptimizationOracle):
             their default (Choice, Boolean, Fixed).
     """
 
+    # The GP and its search; a subclass may change them (the benchmark does).
     # Length scales in units of each hyperparameter's whole range ([0, 1] scaling).
-    length_scale_bounds = (0.05, 20.0)
+    length_scale_bounds = (0.3, 1e5)
+    initial_length_scale = 1.0
+    ard = False  # True: one length scale per hyperparameter
+    learn_noise = True  # False: only ``alpha`` as noise, as in Keras Tuner
     # Noise variance, in units of the normalised objective's variance.
     noise_level_bounds = (1e-4, 10.0)
-    # Signal variance (normalised units).
-    constant_value_bounds = (1e-2, 1e2)
-    ard = True  # one length scale per hyperparameter (False: one for all)
-    learn_noise = True  # False: only ``alpha`` as noise, as in Keras Tuner
-    gp_restarts = 5
-    num_candidates = 10_000
-    num_lbfgs_starts = 10
+    # Signal variance (normalised units): "fixed" at 1 as in Keras Tuner, or bounds to learn it.
+    constant_value_bounds = "fixed"
+    gp_restarts = 20
+    # UCB search: this many random points, then L-BFGS-B from the best `num_lbfgs_starts` of them.
+    num_candidates = 50
+    num_lbfgs_starts = 50
 
     def __init__(
         self,
@@ -118,12 +133,14 @@ class BayesFTOracle(BayesianOptimizationOracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        if seed is not None:  # Keras Tuner's Oracle takes `seed or random.randint(...)`: 0 would be random
+            self.seed = self._seed_state = int(seed)
 
     # -- the GP ---------------------------------------------------------------
 
     def _make_gpr(self, dims=1, random_state=None):
         kernel = ConstantKernel(1.0, self.constant_value_bounds) * Matern(
-            length_scale=np.full(max(dims, 1), 0.5) if self.ard else 0.5,
+            length_scale=np.full(max(dims, 1), self.initial_length_scale) if self.ard else self.initial_length_scale,
             length_scale_bounds=self.length_scale_bounds,
             nu=2.5,
         )
@@ -160,7 +177,8 @@ class BayesFTOracle(BayesianOptimizationOracle):
         x, y = [], []
         ongoing = {t.trial_id for t in self.ongoing_trials.values()}
         pending = []
-        for trial in self.trials.values():
+        # In trial order: a reloaded oracle's `trials` are in the order of a directory listing.
+        for trial in sorted(self.trials.values(), key=lambda t: int(t.trial_id)):
             if trial.status == TrialStatus.COMPLETED and trial.score is not None and np.isfinite(trial.score):
                 x.append(self._vector(trial.hyperparameters.values))
                 score = float(trial.score)
@@ -230,6 +248,20 @@ class BayesFTOracle(BayesianOptimizationOracle):
             if not self._duplicate(proposal):
                 return {"status": TrialStatus.RUNNING, "values": proposal}
         return self._random_populate_space()
+
+    def _random_values(self):
+        """Uniform in the [0, 1] scaling, from the trial's own generator (not Keras Tuner's ``seed + k``).
+
+        Keras Tuner seeds the k-th sampled value with ``seed + k``, so searches
+        whose seeds differ by the number of hyperparameters try the same random
+        trials, one trial apart.
+        """
+        rng = self._rng(len(self.trials))
+        for _ in range(self._max_collisions + 1):
+            values = self._vector_to_values(rng.uniform(size=len(self._nonfixed_space())))
+            if not self._duplicate(values):
+                return values
+        return None
 
     def _initial_trial_values(self):
         hps = HyperParameters()
