@@ -13,6 +13,8 @@ sees.
 import keras
 from keras import ops
 
+from bayesft_keras.config_value import ConfigValue
+
 _PACKAGE = "bayesft_keras"
 _EPSILON = 1e-12
 
@@ -54,7 +56,7 @@ def _reduce_axes(w, per_column):
     return None
 
 
-class ConductanceMapping:
+class ConductanceMapping(ConfigValue):
     """Base class: weights <-> a list of conductance tensors of the weights' shape."""
 
     def to_conductances(self, w):
@@ -67,20 +69,6 @@ class ConductanceMapping:
 
     def get_config(self):
         raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash(repr(self))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -28,6 +28,7 @@ import keras
 from keras import ops
 
 from bayesft_keras import quantization
+from bayesft_keras.config_value import ConfigValue
 
 _PACKAGE = "bayesft_keras"
 _EPSILON = 1e-12
@@ -51,7 +52,7 @@ def _check_tile_size(tile_size):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Periphery:
+class Periphery(ConfigValue):
     """How a crossbar is read: tiles, ADC range and noise, global drift compensation.
 
     See the module docstring for the formulas and their aihwkit sources.
@@ -114,20 +115,6 @@ class Periphery:
             "out_bound": self.out_bound,
             "drift_compensation": self.drift_compensation,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash(repr(self))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"Periphery({args})"
 
     # -- the crossbar -------------------------------------------------------------
 
