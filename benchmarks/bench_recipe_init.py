@@ -22,8 +22,8 @@ import numpy as np  # noqa: E402
 from bayesft_keras import architectures  # noqa: E402
 from bayesft_keras import data  # noqa: E402
 from bayesft_keras.evaluation import evaluate_drift  # noqa: E402
-from bayesft_keras.optimizers import one_cycle_adam  # noqa: E402
-from bayesft_keras.schedules import OneCycle  # noqa: E402
+from bayesft_keras.tuning.optimizers import one_cycle_adam  # noqa: E402
+from bayesft_keras.tuning.schedules import OneCycle  # noqa: E402
 
 AUTHORS_RATES = {"conv1": 0.8, "conv2": 0.54, "conv3": 0.76, "fc1": 0.32, "output": 0.25}
 

@@ -20,8 +20,8 @@ import time
 import keras
 import numpy as np
 
-from bayesft_keras.hypermodel import BayesFTHyperModel
-from bayesft_keras.noise import LogNormalDrift
+from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+from bayesft_keras.device.noise import LogNormalDrift
 from bayesft_keras.tuning.config import load_preset
 from bayesft_keras.tuning.objective import DriftObjective
 from bayesft_keras.tuning.search import run_search

@@ -21,10 +21,10 @@ import keras_tuner
 import numpy as np
 
 from bayesft_keras import detection
-from bayesft_keras.chip import noise_off
+from bayesft_keras.device.chip import noise_off
 from bayesft_keras.evaluation import evaluate_drift
 from bayesft_keras.evaluation import plot_reports
-from bayesft_keras.noise import LogNormalDrift
+from bayesft_keras.device.noise import LogNormalDrift
 
 
 def train(ds, rate, args):

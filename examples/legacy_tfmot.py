@@ -57,7 +57,7 @@ def main():
 
     # 2. tfmot quantization-aware fine-tuning on the device grid: every Dense /
     #    Conv kernel per output channel and every bias on BITS bits, exactly as
-    #    bayesft_keras.quantization.quantize_weight does.
+    #    bayesft_keras.device.quantization.quantize_weight does.
     qat = tfmot_qat.quantize_model(model, bits=BITS)
     qat.compile(tf_keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     qat.fit(ds.x_train, ds.y_train, epochs=5, batch_size=64, verbose=0)

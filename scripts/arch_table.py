@@ -21,7 +21,7 @@ def _mflops(n):
 def markdown_table():
     """The table, one row per architecture at width 1, 10 classes, its default input size."""
     from bayesft_keras import architectures
-    from bayesft_keras.hypermodel import RECIPES
+    from bayesft_keras.tuning.hypermodel import RECIPES
 
     lines = [
         "| architecture | default input | parameters | MFLOPs / image | dropout sites (default "

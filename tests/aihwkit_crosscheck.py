@@ -28,7 +28,7 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 import bayesft_keras as bk  # noqa: E402
-from bayesft_keras.seeds import as_stream  # noqa: E402
+from bayesft_keras.device.seeds import as_stream  # noqa: E402
 
 from aihwkit.inference import GlobalDriftCompensation  # noqa: E402
 from aihwkit.inference import PCMLikeNoiseModel  # noqa: E402

@@ -425,7 +425,7 @@ def test_torch_init_is_more_drift_tolerant_than_he_on_real_digits():
     more accuracy at sigma = 0.8 than He's (measured 0.69 vs 0.34 at 20 epochs; here 8 epochs).
     Paired chips: both models are read on the same 30 chip seeds."""
     from bayesft_keras.evaluation import evaluate_drift
-    from bayesft_keras.hypermodel import BayesFTHyperModel
+    from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
 
     ds = data.load("mnist5k", seed=0)
     reports = {}

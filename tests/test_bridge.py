@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bayesft_keras import data
-from bayesft_keras import noise
-from bayesft_keras import quantization
+from bayesft_keras.device import noise
+from bayesft_keras.device import quantization
 from bayesft_keras.bridge import is_legacy_model_path
 from bayesft_keras.bridge import legacy_environment
 from bayesft_keras.cli import app

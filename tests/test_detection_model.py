@@ -5,15 +5,15 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from bayesft_keras.chip import device_layers
+from bayesft_keras.device.chip import device_layers
 from bayesft_keras.architectures import dropout_layers
 from bayesft_keras.detection import CenterNetLoss
 from bayesft_keras.detection import DetectionHyperModel
 from bayesft_keras.detection import DetectionNoiseInjectionHyperModel
 from bayesft_keras.detection import build_detector
 from bayesft_keras.detection import encode_targets
-from bayesft_keras.layers import ReRAMConv2D
-from bayesft_keras.noise import LogNormalDrift
+from bayesft_keras.device.layers import ReRAMConv2D
+from bayesft_keras.device.noise import LogNormalDrift
 
 
 def test_detector_structure():

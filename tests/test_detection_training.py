@@ -8,12 +8,12 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from bayesft_keras.chip import noise_off
+from bayesft_keras.device.chip import noise_off
 from bayesft_keras.detection import DetectionHyperModel
 from bayesft_keras.detection import DetectionMAP
 from bayesft_keras.detection import digits_detect
 from bayesft_keras.evaluation import evaluate_drift
-from bayesft_keras.noise import LogNormalDrift
+from bayesft_keras.device.noise import LogNormalDrift
 
 # Measured with this recipe and seed: test mAP@0.5 0.89 (COCO mAP@[.5:.95] 0.61);
 # under drift (6 chips) 0.74 at sigma 0.15 and 0.22 at sigma 0.3.

@@ -17,13 +17,13 @@ import pytest
 from keras import ops
 
 import bayesft_keras as bk
-from bayesft_keras import physics
-from bayesft_keras.conductance import DifferentialPair
-from bayesft_keras.conductance import SingleDevice
-from bayesft_keras.noise import Compose
-from bayesft_keras.noise import LogNormalDrift
-from bayesft_keras.periphery import Periphery
-from bayesft_keras.seeds import as_stream
+from bayesft_keras.device import physics
+from bayesft_keras.device.conductance import DifferentialPair
+from bayesft_keras.device.conductance import SingleDevice
+from bayesft_keras.device.noise import Compose
+from bayesft_keras.device.noise import LogNormalDrift
+from bayesft_keras.device.periphery import Periphery
+from bayesft_keras.device.seeds import as_stream
 
 TESTS = Path(__file__).parent
 N = 100_000

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import bayesft_keras as bk
-from bayesft_keras import device_presets
+from bayesft_keras.device import presets as device_presets
 from bayesft_keras.cli import app
 from bayesft_keras.evaluation import DEFAULT_SIGMAS
 

@@ -8,12 +8,12 @@ import pytest
 import bayesft_keras as bk
 from bayesft_keras import architectures
 from bayesft_keras import data
-from bayesft_keras.hypermodel import RECIPES
-from bayesft_keras.hypermodel import BayesFTHyperModel
-from bayesft_keras.hypermodel import NoiseInjectionHyperModel
-from bayesft_keras.optimizers import TorchAdam
-from bayesft_keras.schedules import OneCycle
-from bayesft_keras.schedules import OneCycleMomentum
+from bayesft_keras.tuning.hypermodel import RECIPES
+from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
+from bayesft_keras.tuning.optimizers import TorchAdam
+from bayesft_keras.tuning.schedules import OneCycle
+from bayesft_keras.tuning.schedules import OneCycleMomentum
 
 ARCHS = ["mlp", "lenet5", "alexnet", "vgg11", "vgg16", "resnet18", "mobilenetv2"]
 SMALL = {"width": 0.125, "input_shape": (16, 16, 3)}

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from bayesft_keras import noise as noise_lib
-from bayesft_keras.noise import Compose
-from bayesft_keras.noise import LogNormalDrift
-from bayesft_keras.noise import ProgrammingNoise
-from bayesft_keras.noise import StuckAtFaults
+from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device.noise import Compose
+from bayesft_keras.device.noise import LogNormalDrift
+from bayesft_keras.device.noise import ProgrammingNoise
+from bayesft_keras.device.noise import StuckAtFaults
 
 N = 200_000  # cells per statistical check
 

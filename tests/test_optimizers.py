@@ -5,9 +5,9 @@ import pytest
 
 import keras
 
-from bayesft_keras.optimizers import TorchAdam
-from bayesft_keras.schedules import OneCycle
-from bayesft_keras.schedules import OneCycleMomentum
+from bayesft_keras.tuning.optimizers import TorchAdam
+from bayesft_keras.tuning.schedules import OneCycle
+from bayesft_keras.tuning.schedules import OneCycleMomentum
 
 torch = pytest.importorskip("torch")
 

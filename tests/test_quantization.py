@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from bayesft_keras import quantization
+from bayesft_keras.device import quantization
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])

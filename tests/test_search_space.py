@@ -7,8 +7,8 @@ import pytest
 
 from bayesft_keras import data
 from bayesft_keras.evaluation.report import DriftReport
-from bayesft_keras.hypermodel import BayesFTHyperModel
-from bayesft_keras.noise import LogNormalDrift
+from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+from bayesft_keras.device.noise import LogNormalDrift
 from bayesft_keras.tuning import verdict
 from bayesft_keras.tuning.config import TuneConfig
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bayesft_keras.cli import app
-from bayesft_keras.noise import ProgrammingNoise
+from bayesft_keras.device.noise import ProgrammingNoise
 from bayesft_keras.study import run_study
 from bayesft_keras.study.summary import sigma_ranges
 

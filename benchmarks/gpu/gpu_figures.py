@@ -40,7 +40,7 @@ import bayesft_keras as bk  # noqa: E402
 from bayesft_keras.evaluation import DEFAULT_SIGMAS  # noqa: E402
 from bayesft_keras.evaluation import DriftEvaluator  # noqa: E402
 from bayesft_keras.evaluation import chip_seed_grid  # noqa: E402
-from bayesft_keras.hypermodel import BayesFTHyperModel  # noqa: E402
+from bayesft_keras.tuning.hypermodel import BayesFTHyperModel  # noqa: E402
 from bench_drift_sweep import lenet5  # noqa: E402
 
 SWEEP_IMAGES = 2000

@@ -14,11 +14,11 @@ import re
 
 import keras
 
-from bayesft_keras import noise as noise_lib
-from bayesft_keras import quantization
-from bayesft_keras.layers import ReRAMConv2D
-from bayesft_keras.layers import ReRAMDense
-from bayesft_keras.layers import ReRAMDepthwiseConv2D
+from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device import quantization
+from bayesft_keras.device.layers import ReRAMConv2D
+from bayesft_keras.device.layers import ReRAMDense
+from bayesft_keras.device.layers import ReRAMDepthwiseConv2D
 
 NORMALIZATIONS = ("none", "batch", "layer", "group")
 # Weight initializations (`Settings.init`); see `Builder._initializers`.

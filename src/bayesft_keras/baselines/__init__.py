@@ -71,7 +71,7 @@ def run_baseline(
 
     from bayesft_keras.evaluation import evaluate_drift
     from bayesft_keras.evaluation.engine import DEFAULT_SIGMAS
-    from bayesft_keras.noise import LogNormalDrift
+    from bayesft_keras.device.noise import LogNormalDrift
 
     keras.utils.set_random_seed(seed)
     kwargs.setdefault("noise", LogNormalDrift(0.8))

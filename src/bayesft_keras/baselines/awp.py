@@ -34,8 +34,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from bayesft_keras.hypermodel import BayesFTHyperModel
-from bayesft_keras.layers.device_layer import _ChipSeedStream
+from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+from bayesft_keras.device.layers.device_layer import _ChipSeedStream
 
 # The authors' settings (BayesFTNA utilis.fit_one_cycle_adv, utils_awp.py).
 GAMMA = 0.01

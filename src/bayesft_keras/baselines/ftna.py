@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from bayesft_keras.hypermodel import BayesFTHyperModel
+from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
 
 CODE_LENGTH = 7
 MIN_DISTANCE = 3

@@ -81,7 +81,7 @@ def evaluate_file(
         values / sigmas: the swept values (default: sigma 0, 0.05, ..., 1.5).
         chips, seed, threshold, bits, param, batch_size: as in `evaluate_drift`.
         metric: "accuracy" or a Keras metric name.
-        noise: a `bayesft_keras.noise` model (or its config), or None.
+        noise: a `bayesft_keras.device.noise` model (or its config), or None.
         progress: True shows a bar; a callable ``(done, total)`` is called as
             chips finish; False is silent.
 
@@ -204,7 +204,7 @@ class _Progress:
 
 def _check_options(values, chips, seed, threshold, bits, max_examples, batch_size):
     # What can be checked without the model, here: no subprocess for bad input.
-    from bayesft_keras import quantization
+    from bayesft_keras.device import quantization
     from bayesft_keras.evaluation import engine
 
     if values is not None:
@@ -227,6 +227,6 @@ def _as_list(values):
 def _serialize_noise(noise):
     if isinstance(noise, dict):
         return noise
-    from bayesft_keras import noise as noise_lib
+    from bayesft_keras.device import noise as noise_lib
 
     return noise_lib.serialize(noise_lib.get(noise))

@@ -5,7 +5,7 @@ a private copy of the model's weights: for each chip, every kernel and bias of
 the device layers (Dense, Conv1D, Conv2D, DepthwiseConv2D) is quantized (if
 ``bits`` is set), perturbed by the device noise model and written into the
 copy, which is then evaluated. The noise is computed by the core's own noise
-models (`bayesft_keras.noise`, Keras 3 ops on TensorFlow tensors; ``import
+models (`bayesft_keras.device.noise`, Keras 3 ops on TensorFlow tensors; ``import
 keras`` is Keras 3 even where ``tf.keras`` is tf_keras) with the core's
 seeding: chip ``[v, c]`` has seed ``chip_seed_grid(seed, ...)[v, c]``, layer
 ``i`` the seed ``layer_seeds(chip, n)[i]``, and draws come kernel first, then
@@ -28,13 +28,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from bayesft_keras.chip import layer_seeds  # noqa: E402
-from bayesft_keras import noise as noise_lib  # noqa: E402
-from bayesft_keras import quantization  # noqa: E402
+from bayesft_keras.device.chip import layer_seeds  # noqa: E402
+from bayesft_keras.device import noise as noise_lib  # noqa: E402
+from bayesft_keras.device import quantization  # noqa: E402
 from bayesft_keras.evaluation import engine  # noqa: E402
 from bayesft_keras.evaluation import metrics as metrics_lib  # noqa: E402
 from bayesft_keras.evaluation.report import DriftReport  # noqa: E402
-from bayesft_keras.layers.device_layer import _ChipSeedStream  # noqa: E402
+from bayesft_keras.device.layers.device_layer import _ChipSeedStream  # noqa: E402
 
 
 class _DeviceLayer:
@@ -67,7 +67,7 @@ class LegacyChipSimulator:
     Args:
         model: a built tf_keras Sequential or Functional model, plain or from
             `bayesft_keras.bridge.tfmot_qat.quantize_model`.
-        noise: a `bayesft_keras.noise` model (default `LogNormalDrift()`).
+        noise: a `bayesft_keras.device.noise` model (default `LogNormalDrift()`).
         bits: device weight precision (None: the QAT precision of each layer,
             else full precision).
         metric: "accuracy", a Keras metric name or instance, or a callable

@@ -1,6 +1,6 @@
 """What the bridge needs to know about Keras 2 (tf_keras) models.
 
-The device layers (the layer types `bayesft_keras.convert` puts on the
+The device layers (the layer types `bayesft_keras.device.convert` puts on the
 crossbar), model checks and loading of h5 / SavedModel files. Importing this
 module requires a Keras 2 process: ``TF_USE_LEGACY_KERAS=1`` set before
 TensorFlow builds ``tf.keras``.
@@ -22,7 +22,7 @@ if not is_legacy_process():
 
 import tf_keras  # noqa: E402
 
-# The layers the device computes, as in `bayesft_keras.convert` (exact types).
+# The layers the device computes, as in `bayesft_keras.device.convert` (exact types).
 DEVICE_LAYER_TYPES = (
     tf_keras.layers.Dense,
     tf_keras.layers.Conv1D,
@@ -50,7 +50,7 @@ def check_legacy_model(model, fn):
         hint = ""
         if type(model).__module__.split(".")[0] == "keras":
             hint = (
-                " This is a Keras 3 model: use the core (`bayesft_keras.convert`, "
+                " This is a Keras 3 model: use the core (`bayesft_keras.device.convert`, "
                 "`bayesft_keras.evaluation.evaluate_drift`) instead."
             )
         raise ValueError(

@@ -60,7 +60,7 @@ def _parser():
 
 
 def _noise(text):
-    from bayesft_keras import noise as noise_lib
+    from bayesft_keras.device import noise as noise_lib
 
     if text is None:
         return None

@@ -3,7 +3,7 @@
 tensorflow-model-optimization wraps each layer in a ``QuantizeWrapperV2`` that
 fake-quantizes its weights in every forward pass. `DeviceQuantizeConfig` makes
 that quantization the core's device quantizer
-(`bayesft_keras.quantization.quantize_weight`): the symmetric narrow-range grid
+(`bayesft_keras.device.quantization.quantize_weight`): the symmetric narrow-range grid
 of ``2^bits - 1`` levels with ``scale = max|w| / (2^(bits-1) - 1)`` per output
 channel (one range per (input channel, multiplier) pair for depthwise kernels,
 one per tensor for biases), rounding ``floor(w / scale + 0.5)`` through TF's
@@ -27,13 +27,13 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
 
-from bayesft_keras import quantization  # noqa: E402
+from bayesft_keras.device import quantization  # noqa: E402
 
 _PACKAGE = "bayesft_keras"
 
 
 def quantize_weight_tf(w, bits, channel_axes=(-1,), per_channel=True):
-    """`bayesft_keras.quantization.quantize_weight` in plain TensorFlow, for tf_keras graphs.
+    """`bayesft_keras.device.quantization.quantize_weight` in plain TensorFlow, for tf_keras graphs.
 
     The same grid, range, rounding and TF op, and a straight-through gradient.
 

@@ -42,7 +42,7 @@ def parse_values(text):
 
 
 def _noise(name):
-    from bayesft_keras import noise
+    from bayesft_keras.device import noise
 
     if name is None:
         return None
@@ -106,7 +106,7 @@ def evaluate(
 
     preset = None
     if device is not None:
-        from bayesft_keras.device_presets import load_device
+        from bayesft_keras.device.presets import load_device
 
         if noise is not None:
             raise UsageError("Give --device or --noise, not both.")

@@ -77,7 +77,7 @@ def tune(
     if baseline_list == ("none",):
         baseline_list = ()
     if device is not None and sigma is None and device != "lognormal":
-        from bayesft_keras.device_presets import load_device
+        from bayesft_keras.device.presets import load_device
 
         sigma = load_device(device).target
     config = config.replace(
@@ -129,7 +129,7 @@ def _check_names(config):
     from bayesft_keras import architectures
 
     if config.device != "lognormal":
-        from bayesft_keras.device_presets import tuning_device
+        from bayesft_keras.device.presets import tuning_device
 
         if config.task == "detection":
             fail(f"`device` presets are for classification. Received: device={config.device!r}, task='detection'")

@@ -1,6 +1,6 @@
 """`DetectionHyperModel`: the BayesFT search space of the detector, for keras-tuner.
 
-The conventions of `bayesft_keras.hypermodel.BayesFTHyperModel` (one ``Float``
+The conventions of `bayesft_keras.tuning.hypermodel.BayesFTHyperModel` (one ``Float``
 ``dropout_<site>`` per site, Adam with a one-cycle schedule spanning the
 training, ``build(hp)`` / ``fit(hp, model, x, y)``), so the drift-scored tuners
 take it as they take the classification one. ``fit`` takes the padded boxes of
@@ -13,8 +13,8 @@ import numpy as np
 from bayesft_keras.detection import model as model_lib
 from bayesft_keras.detection.losses import CenterNetLoss
 from bayesft_keras.detection.losses import encode_targets
-from bayesft_keras.hypermodel import BayesFTHyperModel
-from bayesft_keras.hypermodel import NoiseInjectionHyperModel
+from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
 
 # The recipe of the detector on digits-detect (tests/test_detection_training.py):
 # Adam, one-cycle schedule peaking at 6e-3, batch 64.

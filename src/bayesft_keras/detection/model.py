@@ -19,7 +19,7 @@ class logit.
 import keras
 
 from bayesft_keras.architectures import common
-from bayesft_keras.layers import ReRAMConv2D
+from bayesft_keras.device.layers import ReRAMConv2D
 
 SITES = ("stage1", "stage2", "stage3", "head")
 STRIDE = 4

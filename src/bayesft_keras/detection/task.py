@@ -52,7 +52,7 @@ def build_hypermodel(config, ds, noise_injection=False):
     """`DetectionHyperModel` (or its noise-injection baseline) from a `TuneConfig` and data."""
     from bayesft_keras.detection.hypermodel import DetectionHyperModel
     from bayesft_keras.detection.hypermodel import DetectionNoiseInjectionHyperModel
-    from bayesft_keras.noise import LogNormalDrift
+    from bayesft_keras.device.noise import LogNormalDrift
 
     kwargs = dict(
         input_shape=ds.input_shape,

@@ -30,23 +30,23 @@ import keras
 import numpy as np
 from keras import ops
 
-from bayesft_keras import chip as chip_lib
-from bayesft_keras import noise as noise_lib
-from bayesft_keras import periphery as periphery_lib
-from bayesft_keras import quantization
+from bayesft_keras.device import chip as chip_lib
+from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device import periphery as periphery_lib
+from bayesft_keras.device import quantization
 from bayesft_keras.evaluation import metrics as metrics_lib
 from bayesft_keras.evaluation.backend import compile_forward
 from bayesft_keras.evaluation.backend import map_chips
 from bayesft_keras.evaluation.report import DriftReport
-from bayesft_keras.layers import REPLACEMENTS
-from bayesft_keras.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device.layers import REPLACEMENTS
+from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 
 # The paper's robustness curves: sigma = 0, 0.05, ..., 1.5, 20 chips each.
 DEFAULT_SIGMAS = tuple(np.round(np.linspace(0.0, 1.5, 31), 10).tolist())
 DEFAULT_CHIPS = 20
 # Examples per forward pass when the caller does not choose.
 DEFAULT_BATCH_SIZE = 2048
-# Chip seeds stay below 2**30, like `bayesft_keras.chip`'s.
+# Chip seeds stay below 2**30, like `bayesft_keras.device.chip`'s.
 _SEED_MASK = 0x3FFFFFFF
 
 
@@ -75,7 +75,7 @@ class DriftEvaluator:
     Args:
         model: a built Sequential or Functional `keras.Model` with one input
             and one output.
-        noise: the device noise model to evaluate with (`bayesft_keras.noise`).
+        noise: the device noise model to evaluate with (`bayesft_keras.device.noise`).
             None: the model's own noise if its ReRAM layers have one, else
             `LogNormalDrift()`. Given: every ReRAM layer uses it.
         bits: weight precision of the device copy (None keeps the model's).
@@ -87,7 +87,7 @@ class DriftEvaluator:
             (TensorFlow; all chips of a value go through one call). Default:
             4, 2 or 1, as many as keep their activations within 512 MiB.
         jit_compile: TensorFlow backend only: compile the pass with XLA.
-        periphery: a `bayesft_keras.periphery.Periphery` for every ReRAM
+        periphery: a `bayesft_keras.device.periphery.Periphery` for every ReRAM
             layer (None keeps the model's).
     """
 
@@ -359,11 +359,11 @@ def evaluate_drift(
         progress: True shows a progress bar; a callable ``(done, total)`` is
             called after every value with the number of chips done; False
             is silent.
-        periphery: a `bayesft_keras.periphery.Periphery` (tiles, ADC, drift
+        periphery: a `bayesft_keras.device.periphery.Periphery` (tiles, ADC, drift
             compensation) for every ReRAM layer; None keeps the model's.
 
     A time parameter (e.g. ``param="t", values=[1, 3600, 86400, 3.15e7]``
-    with `bayesft_keras.physics.PCMLikeNoise`) reads the same chips at every
+    with `bayesft_keras.device.physics.PCMLikeNoise`) reads the same chips at every
     value: one programmed chip per chip index, read at every time.
 
     Returns:

@@ -170,7 +170,7 @@ def run_study(
             f"`learning_rate` must be a positive number or None. Received: learning_rate={learning_rate!r}"
         )
     noise = _check_noise(noise)
-    from bayesft_keras import quantization
+    from bayesft_keras.device import quantization
 
     bits = quantization.validate_bits(bits, "bits")
     if out is None or not str(out).strip():
@@ -286,7 +286,7 @@ class _ZooBuilder:
 
     def __init__(self, arch, width, ds):
         from bayesft_keras import architectures
-        from bayesft_keras.hypermodel import RECIPES
+        from bayesft_keras.tuning.hypermodel import RECIPES
 
         entry = architectures.get(arch)
         self.name = entry.name
@@ -341,7 +341,7 @@ class _FunctionBuilder:
     width = None
 
     def __init__(self, build_fn):
-        from bayesft_keras.hypermodel import CUSTOM_RECIPE
+        from bayesft_keras.tuning.hypermodel import CUSTOM_RECIPE
 
         if not callable(build_fn):
             raise ValueError(
@@ -400,7 +400,7 @@ def _run(builder, variant, seed, ds, config, noise, bits, progress):
     import keras
 
     from bayesft_keras.evaluation import evaluate_drift
-    from bayesft_keras.optimizers import one_cycle_adam
+    from bayesft_keras.tuning.optimizers import one_cycle_adam
 
     keras.utils.set_random_seed(seed)
     model = builder.build(variant)
@@ -485,7 +485,7 @@ def _stats(variant, seeds, records):
 
 
 def _setup_sentence(builder, ds, config, seeds, noise):
-    from bayesft_keras import noise as noise_lib
+    from bayesft_keras.device import noise as noise_lib
 
     sigmas = config["sigmas"]
     if noise is None or isinstance(noise, noise_lib.LogNormalDrift):
@@ -527,7 +527,7 @@ def _load_dataset(dataset, data_dir, input_shape):
 
 
 def _check_noise(noise):
-    from bayesft_keras import noise as noise_lib
+    from bayesft_keras.device import noise as noise_lib
 
     noise = noise_lib.get(noise)
     if noise is not None and not any(n.split(".")[-1] == "sigma" for n in noise.param_names):
@@ -539,7 +539,7 @@ def _check_noise(noise):
 
 
 def _serialize_noise(noise):
-    from bayesft_keras import noise as noise_lib
+    from bayesft_keras.device import noise as noise_lib
 
     return None if noise is None else noise_lib.serialize(noise)
 

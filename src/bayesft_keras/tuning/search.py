@@ -34,7 +34,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from bayesft_keras.device_presets import tuning_device
+from bayesft_keras.device.presets import tuning_device
 from bayesft_keras.tuning.config import TuneConfig
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
@@ -379,8 +379,8 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
 
 
 def _zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
-    from bayesft_keras.hypermodel import BayesFTHyperModel
-    from bayesft_keras.hypermodel import NoiseInjectionHyperModel
+    from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+    from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
 
     noise, periphery, _, _ = tuning_device(config)
     kwargs = dict(

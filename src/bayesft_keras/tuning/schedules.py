@@ -18,7 +18,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     last step; both phases follow ``anneal_strategy``. Steps past
     ``total_steps`` keep the final rate. PyTorch also cycles the optimizer's
     momentum against the rate: `momentum` gives that schedule, for
-    `bayesft_keras.optimizers.TorchAdam`.
+    `bayesft_keras.tuning.optimizers.TorchAdam`.
 
     Args:
         max_learning_rate: the peak rate (the "lr" of the BayesFT recipes).

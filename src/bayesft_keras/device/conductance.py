@@ -1,7 +1,7 @@
 """Conductance mappings: how a weight tensor is held by devices in [G_min, G_max].
 
 A mapping only converts, in both directions; it adds no noise. The device
-physics (`bayesft_keras.physics`) acts on the conductances in between, as
+physics (`bayesft_keras.device.physics`) acts on the conductances in between, as
 aihwkit keeps its conductance converters (`aihwkit.inference.converter`) apart
 from its noise models. Conductances are in microsiemens (uS), as in aihwkit.
 
@@ -13,7 +13,7 @@ sees.
 import keras
 from keras import ops
 
-from bayesft_keras.config_value import ConfigValue
+from bayesft_keras.device.config_value import ConfigValue
 
 _PACKAGE = "bayesft_keras"
 _EPSILON = 1e-12

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from bayesft_keras.layers.dense import _DEVICE_ARGS_DOC
-from bayesft_keras.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device.layers.dense import _DEVICE_ARGS_DOC
+from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 
 
 class _ReRAMConvMixin(DeviceLayerMixin):

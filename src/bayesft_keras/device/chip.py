@@ -9,8 +9,8 @@ import contextlib
 
 import numpy as np
 
-from bayesft_keras import noise as noise_lib
-from bayesft_keras.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 
 # Seeds stay below 2**30 so that per-draw offsets never overflow int32.
 _SEED_MASK = 0x3FFFFFFF
@@ -126,7 +126,7 @@ def set_noise(model, noise):
 
     ``noise`` must have the structure the layers were built with (same classes,
     same parameters); only the values change, so compiled functions stay valid.
-    To change the structure, rebuild with `bayesft_keras.convert`.
+    To change the structure, rebuild with `bayesft_keras.device.convert`.
     """
     noise = noise_lib.get(noise)
     for layer in _require_device_layers(model):

@@ -2,11 +2,11 @@
 
 import keras
 
-from bayesft_keras import noise as noise_lib
-from bayesft_keras import periphery as periphery_lib
-from bayesft_keras import quantization
-from bayesft_keras.layers import REPLACEMENTS
-from bayesft_keras.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device import periphery as periphery_lib
+from bayesft_keras.device import quantization
+from bayesft_keras.device.layers import REPLACEMENTS
+from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 
 _UNSET = object()
 _DEVICE_KEYS = (
@@ -90,7 +90,7 @@ def convert(
 
     Args:
         model: a built Sequential or Functional `keras.Model`.
-        noise: the device noise model (`bayesft_keras.noise`), or None.
+        noise: the device noise model (`bayesft_keras.device.noise`), or None.
         bits, per_channel, input_bits, output_bits, noisy_bias, train_noise,
             seed, periphery: the device arguments of the ReRAM layers (see
             `ReRAMDense`).

@@ -3,7 +3,7 @@
 A layer's chip is a pure function of its chip seed: every draw of one forward
 pass takes the next seed of a `SeedStream` built on that chip seed, so the same
 chip gives the same draws in every call and in every compiled trace, on every
-backend. The device physics models (`bayesft_keras.physics`) make several
+backend. The device physics models (`bayesft_keras.device.physics`) make several
 draws per tensor (programming noise, drift coefficients, ...); `as_stream`
 gives them distinct seeds even when the caller passes a plain int.
 """

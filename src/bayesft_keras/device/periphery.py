@@ -27,8 +27,8 @@ input/output bits of the layer, if any). With one:
 import keras
 from keras import ops
 
-from bayesft_keras import quantization
-from bayesft_keras.config_value import ConfigValue
+from bayesft_keras.device import quantization
+from bayesft_keras.device.config_value import ConfigValue
 
 _PACKAGE = "bayesft_keras"
 _EPSILON = 1e-12

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesft_keras import conductance
-from bayesft_keras import noise as noise_lib
-from bayesft_keras import periphery as periphery_lib
-from bayesft_keras import physics
+from bayesft_keras.device import conductance
+from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device import periphery as periphery_lib
+from bayesft_keras.device import physics
 
 DEFAULT_DEVICE = "lognormal"
 
@@ -55,7 +55,7 @@ class DevicePreset:
 def device_dirs():
     """Where presets are looked up by name: the repository's devices/, then the installed copy."""
     here = Path(__file__).resolve()
-    return [here.parents[2] / "devices", Path(sys.prefix) / "share" / "bayesft-keras" / "devices"]
+    return [here.parents[3] / "devices", Path(sys.prefix) / "share" / "bayesft-keras" / "devices"]
 
 
 def available_devices():

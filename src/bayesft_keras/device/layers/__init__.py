@@ -2,11 +2,11 @@
 
 import keras
 
-from bayesft_keras.layers.conv import ReRAMConv1D
-from bayesft_keras.layers.conv import ReRAMConv2D
-from bayesft_keras.layers.dense import ReRAMDense
-from bayesft_keras.layers.depthwise_conv import ReRAMDepthwiseConv2D
-from bayesft_keras.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device.layers.conv import ReRAMConv1D
+from bayesft_keras.device.layers.conv import ReRAMConv2D
+from bayesft_keras.device.layers.dense import ReRAMDense
+from bayesft_keras.device.layers.depthwise_conv import ReRAMDepthwiseConv2D
+from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 
 # Plain Keras layer class -> its ReRAM counterpart (used by `convert`).
 REPLACEMENTS = {

@@ -14,8 +14,8 @@ changes how a trained network tolerates drift:
 import keras
 from keras import ops
 
-from bayesft_keras.schedules import OneCycle
-from bayesft_keras.schedules import OneCycleMomentum
+from bayesft_keras.tuning.schedules import OneCycle
+from bayesft_keras.tuning.schedules import OneCycleMomentum
 
 
 @keras.saving.register_keras_serializable(package="bayesft_keras")

@@ -1,8 +1,8 @@
 import keras
 from keras import ops
 
-from bayesft_keras.layers.dense import _DEVICE_ARGS_DOC
-from bayesft_keras.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device.layers.dense import _DEVICE_ARGS_DOC
+from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 
 
 @keras.saving.register_keras_serializable(package="bayesft_keras")

@@ -17,11 +17,11 @@ import random
 import keras
 from keras import ops
 
-from bayesft_keras import noise as noise_lib
-from bayesft_keras import periphery as periphery_lib
-from bayesft_keras import quantization
-from bayesft_keras.seeds import SeedStream as _ChipSeedStream
-from bayesft_keras.seeds import _random_seed_dtype
+from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device import periphery as periphery_lib
+from bayesft_keras.device import quantization
+from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream
+from bayesft_keras.device.seeds import _random_seed_dtype
 
 
 class ReadSeeds(keras.random.SeedGenerator):

@@ -7,9 +7,9 @@ import keras
 import keras_tuner
 
 from bayesft_keras import architectures
-from bayesft_keras import noise as noise_lib
-from bayesft_keras import quantization
-from bayesft_keras.optimizers import one_cycle_adam
+from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device import quantization
+from bayesft_keras.tuning.optimizers import one_cycle_adam
 
 PRESET = "preset"
 
@@ -127,7 +127,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         build_fn: instead of ``arch``: a function ``rates -> keras.Model``
             where ``rates`` is ``{site: rate}``; needs ``sites``. With
             ``noise`` or ``bits`` its model is put on the device by
-            `bayesft_keras.convert`. A model it returns compiled is kept as is.
+            `bayesft_keras.device.convert`. A model it returns compiled is kept as is.
         sites: the site names of ``build_fn``.
         initial_weights: a ``.weights.h5`` file every built model starts from
             (layers matched by name; those whose shapes differ keep their
@@ -344,7 +344,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
                     f"`build_fn` must return a keras.Model. It returned {type(model).__name__}."
                 )
             if self.noise is not None or self.bits is not None:
-                from bayesft_keras.convert import convert
+                from bayesft_keras.device.convert import convert
 
                 compile_config = model.get_compile_config() if model.compiled else None
                 model = convert(
@@ -365,7 +365,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, **kwargs):
         """Trains ``model`` (keras-tuner's hook); the schedule spans exactly the training."""
         if self.extended:
-            from bayesft_keras.chip import set_noise
+            from bayesft_keras.device.chip import set_noise
 
             # Training sees drift at the searched strength (0: none); evaluation, the device's.
             set_noise(model, self.noise.with_params(sigma=hp.get(INJECTION_HP)))
@@ -495,7 +495,7 @@ class NoiseInjectionHyperModel(BayesFTHyperModel):
         return super().hyperparameter_names() + [INJECTION_HP]
 
     def fit(self, hp, model, *args, **kwargs):
-        from bayesft_keras.chip import set_noise
+        from bayesft_keras.device.chip import set_noise
 
         sigma = hp.get(INJECTION_HP)
         set_noise(model, self.noise.with_params(sigma=sigma))

@@ -1,8 +1,8 @@
 """Device physics on conductances: programming, drift over time, read noise.
 
-Where `bayesft_keras.noise` perturbs weights (the BayesFT abstraction), the
+Where `bayesft_keras.device.noise` perturbs weights (the BayesFT abstraction), the
 models here follow a weight onto its devices through a conductance mapping
-(`bayesft_keras.conductance`), act on each device's conductance G (in uS), and
+(`bayesft_keras.device.conductance`), act on each device's conductance G (in uS), and
 map back. One small class per physical effect, or per published device model,
 with its formula and source. Mapping and noise stay apart, as in aihwkit
 (`aihwkit.inference.converter` / `aihwkit.inference.noise`).
@@ -16,16 +16,16 @@ the same chips at every time).
 Chip and read: `apply` gives the chip (programming, drift, the noise
 accumulated up to ``t``): drawn once per chip, fixed for every forward pass.
 `read` is the fluctuation of each matrix-vector product, drawn fresh on every
-pass (`ReadNoise`; the ADC's noise is in `bayesft_keras.periphery`).
+pass (`ReadNoise`; the ADC's noise is in `bayesft_keras.device.periphery`).
 """
 
 import keras
 from keras import ops
 
-from bayesft_keras import conductance as conductance_lib
-from bayesft_keras.noise import DeviceNoise
-from bayesft_keras.noise import _check_in_range
-from bayesft_keras.seeds import as_stream
+from bayesft_keras.device import conductance as conductance_lib
+from bayesft_keras.device.noise import DeviceNoise
+from bayesft_keras.device.noise import _check_in_range
+from bayesft_keras.device.seeds import as_stream
 
 _PACKAGE = "bayesft_keras"
 _INF = float("inf")
@@ -130,7 +130,7 @@ class ConductanceNoise(DeviceNoise):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class OnConductances(ConductanceNoise):
-    """Any weight-level model of `bayesft_keras.noise` applied to every device's conductance.
+    """Any weight-level model of `bayesft_keras.device.noise` applied to every device's conductance.
 
     ``G' = f(G)`` for each conductance of the mapping, e.g.
     ``OnConductances(LogNormalDrift(0.3), DifferentialPair(g_min=2))``: both

@@ -60,7 +60,7 @@ class DeviceNoise:
         """
         raise NotImplementedError
 
-    # -- per-read noise and time (device physics, `bayesft_keras.physics`) ----
+    # -- per-read noise and time (device physics, `bayesft_keras.device.physics`) ----
 
     # Parameters that are a time since programming: a sweep over one of them
     # reads the same chips at every value (`evaluate_drift`).

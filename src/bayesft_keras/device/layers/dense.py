@@ -1,10 +1,10 @@
 import keras
 from keras import ops
 
-from bayesft_keras.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 
 _DEVICE_ARGS_DOC = """
-        noise: a device noise model (`bayesft_keras.noise`), e.g.
+        noise: a device noise model (`bayesft_keras.device.noise`), e.g.
             `LogNormalDrift(0.5)`, applied at inference as one fixed chip
             realization; None for an ideal device.
         bits: weight precision of the device; the kernel is fake-quantized
@@ -21,7 +21,7 @@ _DEVICE_ARGS_DOC = """
             (noise-injection training). Off by default: training sees the
             quantized weights only.
         seed: seed of the training-time noise draws (and of the first read).
-        periphery: a `bayesft_keras.periphery.Periphery`: tiles, ADC range
+        periphery: a `bayesft_keras.device.periphery.Periphery`: tiles, ADC range
             and noise, global drift compensation; None for one ideal
             crossbar.
 """

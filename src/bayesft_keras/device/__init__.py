@@ -1,0 +1,15 @@
+"""The simulated ReRAM device: noise models, quantization, ReRAM layers, chip control and `convert`.
+
+The bottom layer of the package: nothing here imports from the rest of `bayesft_keras`.
+"""
+
+from bayesft_keras.device import seeds
+from bayesft_keras.device import quantization
+from bayesft_keras.device import noise
+from bayesft_keras.device import conductance
+from bayesft_keras.device import physics
+from bayesft_keras.device import periphery
+from bayesft_keras.device import layers
+from bayesft_keras.device import chip
+from bayesft_keras.device import convert
+from bayesft_keras.device import presets
