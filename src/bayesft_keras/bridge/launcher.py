@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from bayesft_keras.utils import checks
+from bayesft_keras.evaluation import validation
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 # Lines of the child's output that carry progress: "<prefix> <done> <total>".
@@ -208,13 +210,13 @@ def _check_options(values, chips, seed, threshold, bits, max_examples, batch_siz
     from bayesft_keras.evaluation import engine
 
     if values is not None:
-        engine._check_values(values)
-    engine._check_positive_int("chips", chips)
-    engine._check_seed(seed)
-    engine._check_threshold(threshold)
+        validation.check_values(values)
+    checks.positive_int("chips", chips)
+    checks.seed(seed)
+    validation.check_threshold(threshold)
     quantization.validate_bits(bits, "bits")
-    engine._check_positive_int("max_examples", max_examples, allow_none=True)
-    engine._check_positive_int("batch_size", batch_size, allow_none=True)
+    checks.positive_int("max_examples", max_examples, allow_none=True)
+    checks.positive_int("batch_size", batch_size, allow_none=True)
 
 
 def _as_list(values):

@@ -35,6 +35,9 @@ from bayesft_keras.evaluation import engine  # noqa: E402
 from bayesft_keras.evaluation import metrics as metrics_lib  # noqa: E402
 from bayesft_keras.evaluation.report import DriftReport  # noqa: E402
 from bayesft_keras.device.layers.device_layer import _ChipSeedStream  # noqa: E402
+from bayesft_keras.utils import checks
+from bayesft_keras.evaluation import validation
+from bayesft_keras.evaluation import progress as progress_lib
 
 
 class _DeviceLayer:
@@ -100,7 +103,7 @@ class LegacyChipSimulator:
             )
         self.bits = self.layers[0].bits
         self.metric_spec = metric
-        self.batch_size = engine._check_positive_int("batch_size", batch_size, allow_none=True)
+        self.batch_size = checks.positive_int("batch_size", batch_size, allow_none=True)
         self.noisy_bias = noisy_bias
         self.metric = None
         self._write_chip = tf.function(self._write_chip_fn)
@@ -109,7 +112,7 @@ class LegacyChipSimulator:
     # -- data and sweep parameter -------------------------------------------------
 
     def set_data(self, x, y):
-        x, y = engine._check_data(self.model, x, y)
+        x, y = validation.check_data(self.model, x, y)
         batch_size = self.batch_size or min(len(x), engine.DEFAULT_BATCH_SIZE)
         self._batches = [
             (tf.constant(x[i : i + batch_size]), tf.constant(y[i : i + batch_size]))
@@ -128,7 +131,7 @@ class LegacyChipSimulator:
         """The parameter to sweep: ``param`` checked, or the noise model's sigma."""
         names = set(self.noise.param_names)
         if param is None:
-            sigmas = sorted(n for n in names if engine._is_sigma(n))
+            sigmas = sorted(n for n in names if validation.is_sigma(n))
             if len(sigmas) == 1:
                 return sigmas[0]
             if len(names) == 1:
@@ -145,7 +148,7 @@ class LegacyChipSimulator:
         return param
 
     def check_values(self, param, values):
-        values = engine._check_values(values)
+        values = validation.check_values(values)
         for value in values:
             self.noise.with_params(**{param: value})
         return values
@@ -269,9 +272,9 @@ def evaluate_drift_legacy(
     Returns:
         A `bayesft_keras.evaluation.DriftReport`.
     """
-    chips = engine._check_positive_int("chips", chips)
-    seed = engine._check_seed(seed)
-    threshold = engine._check_threshold(threshold)
+    chips = checks.positive_int("chips", chips)
+    seed = checks.seed(seed)
+    threshold = validation.check_threshold(threshold)
     if sigmas is not None and values is not None:
         raise ValueError("Give `sigmas` or `values`, not both.")
     if isinstance(model_or_path, (str, os.PathLike)):
@@ -285,14 +288,14 @@ def evaluate_drift_legacy(
     )
     param = simulator.resolve_param(param)
     if sigmas is not None:
-        if not engine._is_sigma(param):
+        if not validation.is_sigma(param):
             raise ValueError(
                 f"`sigmas` sweeps a sigma, but the swept parameter is {param!r}: pass "
                 f"`values=` instead. Received: sigmas={sigmas!r}"
             )
         values = sigmas
     if values is None:
-        if not engine._is_sigma(param):
+        if not validation.is_sigma(param):
             raise ValueError(
                 f"`values` is required to sweep {param!r} (the default covers sigma only)."
             )
@@ -301,7 +304,7 @@ def evaluate_drift_legacy(
     simulator.set_data(x, y)
     grid = engine.chip_seed_grid(seed, len(values), chips)
     label = name or model.name
-    with engine._progress(progress, len(values) * chips, f"{label}: {param} sweep") as advance:
+    with progress_lib.progress(progress, len(values) * chips, f"{label}: {param} sweep") as advance:
         clean = simulator.clean_metric()
         per_chip = simulator.sweep(param, values, grid, on_progress=advance)
     return DriftReport(

@@ -13,6 +13,7 @@ import os
 import sys
 
 from bayesft_keras.bridge.launcher import PROGRESS_PREFIX
+from bayesft_keras.utils import checks
 
 _NOISE_NAMES = ("lognormal", "programming", "stuck-at")
 _FORMATS = ("json", "csv", "png")
@@ -98,8 +99,8 @@ def evaluate(args):
     formats = _formats(args.formats)
     values = parse_values(args.values) if args.values is not None else None
     noise = _noise(args.noise)
-    engine._check_positive_int("chips", args.chips)
-    engine._check_seed(args.seed)
+    checks.positive_int("chips", args.chips)
+    checks.seed(args.seed)
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"`max_examples` must be an integer >= 1. Received: max_examples={args.max_examples}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):

@@ -37,7 +37,10 @@ from bayesft_keras.device import quantization
 from bayesft_keras.evaluation import metrics as metrics_lib
 from bayesft_keras.evaluation.backend import compile_forward
 from bayesft_keras.evaluation.backend import map_chips
+from bayesft_keras.evaluation import progress as progress_lib
+from bayesft_keras.evaluation import validation
 from bayesft_keras.evaluation.report import DriftReport
+from bayesft_keras.utils import checks
 from bayesft_keras.device.layers import REPLACEMENTS
 from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 
@@ -56,7 +59,7 @@ def chip_seed_grid(seed, num_values, chips):
     Entry ``[v, c]`` is derived from ``SeedSequence([seed, v, c])``, so chips
     are independent across values and across chips.
     """
-    seed = _check_seed(seed)
+    seed = checks.seed(seed)
     grid = np.empty((num_values, chips), dtype="int64")
     for v in range(num_values):
         for c in range(chips):
@@ -102,7 +105,7 @@ class DriftEvaluator:
         jit_compile=False,
         periphery=None,
     ):
-        _check_model(model)
+        validation.check_model(model)
         self.model, self._weight_pairs = _device_copy(
             model, noise_lib.get(noise), bits, periphery_lib.get(periphery)
         )
@@ -116,8 +119,8 @@ class DriftEvaluator:
         # Layers that draw noise on every read, and their index in `layers`.
         self._read_index = [i for i, layer in enumerate(self.layers) if layer.has_read_noise]
         self.metric_spec = metric
-        self.batch_size = _check_positive_int("batch_size", batch_size, allow_none=True)
-        self.chips_per_pass = _check_positive_int("chips_per_pass", chips_per_pass, allow_none=True)
+        self.batch_size = checks.positive_int("batch_size", batch_size, allow_none=True)
+        self.chips_per_pass = checks.positive_int("chips_per_pass", chips_per_pass, allow_none=True)
         self.jit_compile = bool(jit_compile)
         self.metric = None
         self._compiled = None
@@ -134,7 +137,7 @@ class DriftEvaluator:
         """Holds ``(x, y)`` as backend tensors, batched (kept if the same arrays)."""
         if self._data_key is not None and self._data_key[0] is x and self._data_key[1] is y:
             return
-        x_np, y_np = _check_data(self.model, x, y)
+        x_np, y_np = validation.check_data(self.model, x, y)
         n = len(x_np)
         batch_size = self.batch_size or min(n, DEFAULT_BATCH_SIZE)
         self._batches = [
@@ -190,7 +193,7 @@ class DriftEvaluator:
 
     def check_values(self, param, values):
         """Validates sweep ``values`` of ``param`` against every layer's noise model."""
-        values = _check_values(values)
+        values = validation.check_values(values)
         for layer in self.layers:
             for value in values:
                 layer.noise.with_params(**{param: value})
@@ -369,14 +372,14 @@ def evaluate_drift(
     Returns:
         A `DriftReport`.
     """
-    chips = _check_positive_int("chips", chips)
-    seed = _check_seed(seed)
-    threshold = _check_threshold(threshold)
+    chips = checks.positive_int("chips", chips)
+    seed = checks.seed(seed)
+    threshold = validation.check_threshold(threshold)
     if sigmas is not None and values is not None:
         raise ValueError("Give `sigmas` or `values`, not both.")
-    x, y, data_name = _unpack_data(data)
-    _check_model(model)
-    _check_data(model, x, y)
+    x, y, data_name = validation.unpack_data(data)
+    validation.check_model(model)
+    validation.check_data(model, x, y)
     evaluator = DriftEvaluator(
         model,
         noise=noise,
@@ -389,14 +392,14 @@ def evaluate_drift(
     )
     param = evaluator.resolve_param(param)
     if sigmas is not None:
-        if not _is_sigma(param):
+        if not validation.is_sigma(param):
             raise ValueError(
                 f"`sigmas` sweeps a sigma, but the swept parameter is {param!r}: pass "
                 f"`values=` instead. Received: sigmas={sigmas!r}"
             )
         values = sigmas
     if values is None:
-        if not _is_sigma(param):
+        if not validation.is_sigma(param):
             raise ValueError(
                 f"`values` is required to sweep {param!r} (the default covers sigma only)."
             )
@@ -407,7 +410,7 @@ def evaluate_drift(
         grid = np.repeat(chip_seed_grid(seed, 1, chips), len(values), axis=0)
     else:
         grid = chip_seed_grid(seed, len(values), chips)
-    with _progress(progress, len(values) * chips, f"{name or model.name}: {param} sweep") as advance:
+    with progress_lib.progress(progress, len(values) * chips, f"{name or model.name}: {param} sweep") as advance:
         clean = evaluator.clean_metric()
         per_chip = evaluator.sweep(param, values, grid, on_progress=advance)
     return DriftReport(
@@ -462,8 +465,8 @@ def drift_score(
             same seed.
         metric, noise, param, bits, batch_size, periphery: as in `evaluate_drift`.
     """
-    chips = _check_positive_int("chips", chips)
-    seed = _check_seed(seed)
+    chips = checks.positive_int("chips", chips)
+    seed = checks.seed(seed)
     key = (_noise_key(noise), bits, _metric_key(metric), batch_size, repr(periphery_lib.get(periphery)))
     per_model = _EVALUATORS.setdefault(model, {})
     evaluator = per_model.get(key)
@@ -570,119 +573,6 @@ def _leaf(variable):
     return variable.path.split("/")[-1]
 
 
-def _check_model(model):
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "`model` must be a Keras 3 `keras.Model`. "
-            f"Received: model of type {type(model).__name__}"
-        )
-    if not model.built:
-        raise ValueError("`model` must be built. Call it on data or build it first.")
-
-
-def _unpack_data(data):
-    from bayesft_keras.data import Dataset
-
-    if isinstance(data, Dataset):
-        return data.x_test, data.y_test, data.name
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        return data[0], data[1], None
-    raise ValueError(
-        "`data` must be a pair (x, y) of arrays or a bayesft_keras.data.Dataset (its "
-        f"test split is used). Received: data of type {type(data).__name__}"
-    )
-
-
-def _check_data(model, x, y):
-    """Returns ``x, y`` as NumPy arrays, checked against the model's input shape."""
-    try:
-        x = np.asarray(ops.convert_to_numpy(x))
-        y = np.asarray(ops.convert_to_numpy(y))
-    except Exception as e:  # noqa: BLE001  (any unconvertible input)
-        raise ValueError(f"`data` must be arrays (x, y): {e}") from None
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"`data` has no examples. Received: x of shape {x.shape}")
-    if y.ndim == 0 or len(y) != len(x):
-        raise ValueError(
-            f"`data` must have one label per example. Received: x of shape {x.shape}, "
-            f"y of shape {y.shape}"
-        )
-    expected = _input_shape(model)
-    if expected is not None:
-        received = tuple(x.shape[1:])
-        if len(received) != len(expected) or any(
-            e is not None and e != r for e, r in zip(expected, received)
-        ):
-            shown = tuple("?" if e is None else e for e in expected)
-            raise ValueError(
-                f"`data` examples of shape {received} do not match the model's input "
-                f"shape {shown}."
-            )
-    if np.issubdtype(x.dtype, np.floating) and x.dtype != np.float32:
-        x = x.astype("float32")
-    if np.issubdtype(y.dtype, np.integer) and y.dtype != np.int32:
-        y = y.astype("int32")
-    elif np.issubdtype(y.dtype, np.floating) and y.dtype != np.float32:
-        y = y.astype("float32")
-    return x, y
-
-
-def _input_shape(model):
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        return None
-    if isinstance(shape, list):
-        if len(shape) != 1:
-            raise ValueError(
-                f"Model {model.name!r} has {len(shape)} inputs; drift evaluation needs one."
-            )
-        shape = shape[0]
-    return tuple(shape[1:])
-
-
-def _is_sigma(param):
-    return param == "sigma" or param.endswith(".sigma")
-
-
-def _check_values(values):
-    try:
-        array = np.asarray(values, dtype="float64").reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"`values` must be a list of numbers. Received: values={values!r}") from None
-    if array.size == 0 or not np.all(np.isfinite(array)):
-        raise ValueError(
-            f"`values` must be a non-empty list of finite numbers. Received: values={values!r}"
-        )
-    return array.tolist()
-
-
-def _check_positive_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
-    return int(seed)
-
-
-def _check_threshold(threshold):
-    if threshold is None:
-        return None
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not np.isfinite(value):
-        raise ValueError(f"`threshold` must be a finite number. Received: threshold={threshold!r}")
-    return value
-
-
 def _noise_key(noise):
     noise = noise_lib.get(noise)
     return None if noise is None else repr(noise_lib.serialize(noise))
@@ -694,34 +584,3 @@ def _metric_key(metric):
     if isinstance(metric, keras.metrics.Metric):
         return (type(metric).__name__, repr(metric.get_config()))
     return metric
-
-
-class _progress:
-    """Context manager yielding ``advance(n)`` for ``progress`` (bool or callable)."""
-
-    def __init__(self, progress, total, description):
-        self.progress, self.total, self.description = progress, total, description
-        self.done = 0
-        self._bar = None
-
-    def __enter__(self):
-        if callable(self.progress):
-            def advance(n):
-                self.done += n
-                self.progress(self.done, self.total)
-
-            return advance
-        if self.progress:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._bar = Progress(console=Console(stderr=True))
-            self._bar.start()
-            task = self._bar.add_task(self.description, total=self.total)
-            return lambda n: self._bar.advance(task, n)
-        return lambda n: None
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.stop()
-        return False

@@ -9,6 +9,9 @@ import zipfile
 
 import numpy as np
 
+from bayesft_keras.utils import checks
+from bayesft_keras.evaluation import validation
+
 
 def load_model_file(path):
     """Loads a Keras 3 model file (``.keras``), plain or with ReRAM layers.
@@ -103,11 +106,11 @@ def evaluate_file(
 
     # Options that need no model are checked before the (slow) model load.
     if "chips" in kwargs:
-        engine._check_positive_int("chips", kwargs["chips"])
+        checks.positive_int("chips", kwargs["chips"])
     if "seed" in kwargs:
-        engine._check_seed(kwargs["seed"])
+        checks.seed(kwargs["seed"])
     if kwargs.get("values") is not None:
-        engine._check_values(kwargs["values"])
+        validation.check_values(kwargs["values"])
     if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1):
         raise ValueError(f"`max_examples` must be an integer >= 1. Received: max_examples={max_examples!r}")
     model = load_model_file(path)
