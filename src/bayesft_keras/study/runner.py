@@ -74,25 +74,13 @@ class StudyResult:
 def run_study(
     build_fn=None,
     *,
-    arch=None,
-    dataset="digits",
-    components=None,
-    seeds=DEFAULT_SEEDS,
-    sigmas=DEFAULT_SIGMAS,
-    chips=DEFAULT_CHIPS,
-    epochs=DEFAULT_EPOCHS,
-    batch_size=DEFAULT_BATCH_SIZE,
-    learning_rate=None,
-    width=1.0,
-    noise=None,
-    bits=None,
-    grid=None,
-    baseline=None,
-    k=DEFAULT_K,
-    out="study",
-    input_shape=None,
-    data_dir=None,
-    verbose=1,
+    # Grouped by concept: network and data; the sweep; training; device; the grid; output.
+    arch=None, dataset="digits", components=None,
+    seeds=DEFAULT_SEEDS, sigmas=DEFAULT_SIGMAS, chips=DEFAULT_CHIPS,
+    epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SIZE, learning_rate=None, width=1.0,
+    noise=None, bits=None,
+    grid=None, baseline=None, k=DEFAULT_K,
+    out="study", input_shape=None, data_dir=None, verbose=1,
 ):
     """Which network components tolerate weight drift: trains variants and compares them.
 
