@@ -8,10 +8,10 @@ import pytest
 import bayesft_keras as bk
 from bayesft_keras import architectures
 from bayesft_keras import data
-from bayesft_keras.tuning.hypermodel import RECIPES
 from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
 from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
-from bayesft_keras.tuning.optimizers import TorchAdam
+from bayesft_keras.tuning.recipe import RECIPES
+from bayesft_keras.tuning.recipe import TorchAdam
 from bayesft_keras.tuning.schedules import OneCycle
 from bayesft_keras.tuning.schedules import OneCycleMomentum
 

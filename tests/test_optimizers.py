@@ -5,7 +5,7 @@ import pytest
 
 import keras
 
-from bayesft_keras.tuning.optimizers import TorchAdam
+from bayesft_keras.tuning.recipe import TorchAdam
 from bayesft_keras.tuning.schedules import OneCycle
 from bayesft_keras.tuning.schedules import OneCycleMomentum
 

@@ -34,8 +34,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from bayesft_keras.device.seeds import SeedStream
 from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
-from bayesft_keras.device.layers.device_layer import _ChipSeedStream
+from bayesft_keras.utils import checks
 
 # The authors' settings (BayesFTNA utilis.fit_one_cycle_adv, utils_awp.py).
 GAMMA = 0.01
@@ -43,6 +44,7 @@ EPSILON = 0.02
 STEP_SIZE = 0.001
 STEPS = 3
 INPUT_RANGE = (0.0, 1.0)
+SETTINGS = {"gamma": GAMMA, "epsilon": EPSILON, "step_size": STEP_SIZE, "steps": STEPS, "input_range": INPUT_RANGE}
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 _EPS = 1e-20
 
@@ -80,25 +82,14 @@ class AWPModel(keras.Model):
         outputs,
         name=None,
         *,
-        gamma=GAMMA,
-        epsilon=EPSILON,
-        step_size=STEP_SIZE,
-        steps=STEPS,
-        input_range=INPUT_RANGE,
-        seed=0,
+        gamma=GAMMA,  # the weight perturbation
+        epsilon=EPSILON, step_size=STEP_SIZE, steps=STEPS, input_range=INPUT_RANGE, seed=0,  # the PGD attack
         **kwargs,
     ):
         super().__init__(inputs, outputs, name=name, **kwargs)
-        self.gamma = _check_non_negative("gamma", gamma)
-        self.epsilon = _check_non_negative("epsilon", epsilon)
-        self.step_size = _check_non_negative("step_size", step_size)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"`steps` must be an int >= 0. Received: steps={steps!r}")
-        self.steps = steps
-        self.input_range = _check_range(input_range)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
-        self.seed = seed
+        self.gamma, self.epsilon, self.step_size, self.steps, self.input_range, self.seed = _check_settings(
+            gamma, epsilon, step_size, steps, input_range, seed
+        )
         if len(self.inputs) != 1:
             raise ValueError(
                 f"AWP attacks one input tensor. Received: a model with {len(self.inputs)} inputs"
@@ -138,7 +129,7 @@ class AWPModel(keras.Model):
         x = ops.convert_to_tensor(x)
         if self.epsilon == 0:
             return x, non_trainable
-        seed = _ChipSeedStream(
+        seed = SeedStream(
             ops.stack([ops.convert_to_tensor(self.seed, "int32"), ops.cast(iteration, "int32")])
         )
         delta = keras.random.uniform(
@@ -276,27 +267,11 @@ class AWPHyperModel(BayesFTHyperModel):
         *args, **kwargs: as `BayesFTHyperModel`.
     """
 
-    def __init__(
-        self,
-        *args,
-        gamma=GAMMA,
-        epsilon=EPSILON,
-        step_size=STEP_SIZE,
-        steps=STEPS,
-        input_range=INPUT_RANGE,
-        awp_seed=0,
-        **kwargs,
-    ):
+    def __init__(self, *args, awp_seed=0, **kwargs):
+        settings = {name: kwargs.pop(name, default) for name, default in SETTINGS.items()}
         super().__init__(*args, **kwargs)
-        self.awp_settings = dict(
-            gamma=gamma, epsilon=epsilon, step_size=step_size, steps=steps,
-            input_range=input_range, seed=awp_seed,
-        )
-        # Validated now rather than at the first trial.
-        _check_non_negative("gamma", gamma)
-        _check_non_negative("epsilon", epsilon)
-        _check_non_negative("step_size", step_size)
-        _check_range(input_range)
+        self.awp_settings = dict(settings, seed=awp_seed)
+        _check_settings(**self.awp_settings)  # now rather than at the first trial
 
     def build(self, hp):
         model = super().build(hp)
@@ -380,10 +355,18 @@ def _norm(x):
     return ops.sqrt(ops.sum(ops.square(x)))
 
 
-def _check_non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
-    return float(value)
+def _check_settings(gamma, epsilon, step_size, steps, input_range, seed):
+    """The settings of `AWPModel`, checked and normalised, in that order."""
+    checked = (
+        checks.non_negative("gamma", gamma),
+        checks.non_negative("epsilon", epsilon),
+        checks.non_negative("step_size", step_size),
+        checks.count("steps", steps, minimum=0),
+        _check_range(input_range),
+    )
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
+    return checked + (seed,)
 
 
 def _check_range(input_range):

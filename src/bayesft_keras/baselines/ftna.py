@@ -25,7 +25,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from bayesft_keras.tuning import recipe
 from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+from bayesft_keras.utils import checks
 
 CODE_LENGTH = 7
 MIN_DISTANCE = 3
@@ -46,8 +48,8 @@ def search_table(length=CODE_LENGTH, min_distance=MIN_DISTANCE):
     Returns:
         A list of bit strings, e.g. ``"1110000"``.
     """
-    _check_int("length", length, 2)
-    _check_int("min_distance", min_distance, 3)
+    checks.count("length", length, 2)
+    checks.count("min_distance", min_distance, 3)
     if min_distance > length:
         raise ValueError(
             f"`min_distance` must be at most `length` ({length}). Received: min_distance={min_distance}"
@@ -84,7 +86,7 @@ def make_codebook(num_classes=10, length=CODE_LENGTH, min_distance=MIN_DISTANCE,
         min_distance: the table's minimum Hamming distance.
         seed: seed of the draw.
     """
-    _check_int("num_classes", num_classes, 2)
+    checks.count("num_classes", num_classes, 2)
     table = search_table(length, min_distance)
     if num_classes > len(table):
         raise ValueError(
@@ -281,10 +283,8 @@ class FTNAHyperModel(BayesFTHyperModel):
         input_shape=None,
         num_classes=None,
         *,
-        code_length=CODE_LENGTH,
-        min_distance=MIN_DISTANCE,
-        codebook=None,
-        codebook_seed=0,
+        code_length=CODE_LENGTH, min_distance=MIN_DISTANCE,  # the drawn codebook's table
+        codebook=None, codebook_seed=0,
         build_fn=None,
         **kwargs,
     ):
@@ -319,13 +319,10 @@ class FTNAHyperModel(BayesFTHyperModel):
         return CodewordAccuracy(self.codebook)
 
     def _compile(self, model, total_steps):
-        model.compile(
-            optimizer=self.optimizer(total_steps),
-            loss=CodewordMSE(self.codebook),
-            metrics=[CodewordAccuracy(self.codebook)],
+        recipe.compile_model(
+            model, self.optimizer(total_steps), total_steps,
+            loss=CodewordMSE(self.codebook), metrics=[CodewordAccuracy(self.codebook)],
         )
-        model._bayesft_recipe = True
-        model._bayesft_total_steps = total_steps
 
 
 def _as_array(codes):
@@ -351,8 +348,3 @@ def _check_codebook(codebook):
             f"Received: codebook={codebook!r}"
         )
     return array
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")

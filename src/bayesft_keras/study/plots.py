@@ -1,6 +1,9 @@
 """One PNG per component: each variant's mean curve over seeds with its band."""
 
+import io
 import os
+
+from bayesft_keras.utils import files
 
 
 def plot_component(result, path, title=None):
@@ -53,9 +56,8 @@ def plot_component(result, path, title=None):
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
-    path = os.fspath(path)
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    # Rendered in memory, then written atomically as the study's other files.
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
+    files.write_bytes(path, png.getvalue())
+    return os.fspath(path)

@@ -187,6 +187,14 @@ class Comparison:
         """Indices of the sigmas with ``verdict``."""
         return [i for i, v in enumerate(self.verdicts) if v == verdict]
 
+    def _region(self, verdict, detail):
+        """``"<verdict> at <sigmas> (<detail(i)>)"``, ``i`` the sigma of its largest difference; None if none."""
+        indices = self.where(verdict)
+        if not indices:
+            return None
+        i = max(indices, key=lambda j: abs(self.diff[j]))
+        return f"{verdict} at {sigma_ranges(self.sigmas, indices)} ({detail(i)})"
+
     def statement(self):
         """One sentence: where the variant helps, hurts or makes no significant difference.
 
@@ -195,32 +203,21 @@ class Comparison:
         at 0.25 ≤ σ ≤ 0.5."``: each significant region gives its largest
         difference ± its standard error.
         """
-        parts = []
-        for verdict in (HELPS, HURTS):
-            indices = self.where(verdict)
-            if indices:
-                i = max(indices, key=lambda j: abs(self.diff[j]))
-                parts.append(
-                    f"{verdict} at {sigma_ranges(self.sigmas, indices)} "
-                    f"({self.diff[i]:+.3f} ± {self.se[i]:.3f} at σ = {self.sigmas[i]:g})"
-                )
+        def measured(i):
+            return f"{self.diff[i]:+.3f} ± {self.se[i]:.3f} at σ = {self.sigmas[i]:g}"
+
+        parts = [self._region(HELPS, measured), self._region(HURTS, measured)]
         rest = self.where(NOT_SIGNIFICANT)
         if len(rest) == len(self.sigmas):
             i = int(np.argmax(np.abs(self.diff)))
-            parts.append(
-                f"{NOT_SIGNIFICANT} at any σ (largest difference {self.diff[i]:+.3f} ± "
-                f"{self.se[i]:.3f} at σ = {self.sigmas[i]:g})"
-            )
+            parts.append(f"{NOT_SIGNIFICANT} at any σ (largest difference {measured(i)})")
         elif rest:
             parts.append(f"{NOT_SIGNIFICANT} at {sigma_ranges(self.sigmas, rest)}")
-        unjudged = self.where(NOT_JUDGED)
-        if unjudged:
-            i = max(unjudged, key=lambda j: abs(self.diff[j]))
-            parts.append(
-                f"{NOT_JUDGED} at {sigma_ranges(self.sigmas, unjudged)} (difference "
-                f"{self.diff[i]:+.3f} at σ = {self.sigmas[i]:g}, no spread measured to judge it by)"
-            )
-        return f"{self.variant.label} " + "; ".join(parts) + "."
+        parts.append(self._region(
+            NOT_JUDGED,
+            lambda i: f"difference {self.diff[i]:+.3f} at σ = {self.sigmas[i]:g}, no spread measured to judge it by",
+        ))
+        return f"{self.variant.label} " + "; ".join(p for p in parts if p) + "."
 
 
 def sigma_ranges(sigmas, indices):

@@ -1,47 +1,20 @@
 """`BayesFTHyperModel`: the BayesFT search space (one dropout rate per site) as a keras-tuner HyperModel."""
 
-import dataclasses
-import math
-
 import keras
 import keras_tuner
 
 from bayesft_keras import architectures
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import quantization
-from bayesft_keras.tuning.optimizers import one_cycle_adam
+from bayesft_keras.tuning import recipe as recipe_lib
+from bayesft_keras.tuning.recipe import CUSTOM_RECIPE  # noqa: F401  (re-exported: it lived here)
+from bayesft_keras.tuning.recipe import RECIPES
+from bayesft_keras.tuning.recipe import Recipe  # noqa: F401  (re-exported: it lived here)
+from bayesft_keras.utils import checks
 
 PRESET = "preset"
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Adam with a one-cycle schedule peaking at ``learning_rate``, as the authors train.
-
-    The optimizer is `TorchAdam`: PyTorch's Adam, whose ``weight_decay`` is L2
-    added to the gradient (coupled), with beta_1 cycled by the one-cycle
-    schedule as PyTorch's `OneCycleLR` does; ``clipvalue`` clips every
-    gradient element before, as PyTorch's ``clip_grad_value_``.
-    """
-
-    learning_rate: float
-    clipvalue: float = None
-    weight_decay: float = None
-    source: str = ""
-
-
-# Training recipes by architecture (shared/REFERENCE.md). The paper gives
-# lenet5, vgg11 and resnet18; the others are our choice by analogy.
-RECIPES = {
-    "lenet5": Recipe(0.01, clipvalue=0.1, weight_decay=1e-4, source="paper"),
-    "mlp": Recipe(0.01, clipvalue=0.1, weight_decay=1e-4, source="as lenet5 (MNIST)"),
-    "vgg11": Recipe(1e-3, source="paper"),
-    "vgg16": Recipe(1e-3, source="as vgg11"),
-    "alexnet": Recipe(1e-3, source="as vgg11"),
-    "resnet18": Recipe(3e-4, source="paper"),
-    "mobilenetv2": Recipe(3e-4, source="as resnet18 and the paper's SqueezeNet"),
-}
-CUSTOM_RECIPE = Recipe(1e-3, source="default for build_fn")
 OUTPUT_SITE = "output"
 
 # Search spaces: "paper" searches the dropout rates only (the BayesFT paper);
@@ -61,34 +34,6 @@ LEARNING_RATE_FACTORS = (0.2, 3.0)  # around the recipe's peak rate
 def hp_name(site):
     """The hyperparameter name of a dropout site, e.g. ``dropout_conv1``."""
     return f"dropout_{site}"
-
-
-def _check_range(name, value):
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a pair (low, high). Received: {name}={value!r}") from None
-    if not 0.0 <= low < high < 1.0:
-        raise ValueError(
-            f"`{name}` must satisfy 0 <= low < high < 1. Received: {name}={value!r}"
-        )
-    return low, high
-
-
-def _check_optional_positive(name, value):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`{name}` must be a positive number or None. Received: {name}={value!r}")
-    return float(value)
-
-
-def _check_count(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
-    return value
 
 
 class BayesFTHyperModel(keras_tuner.HyperModel):
@@ -156,23 +101,14 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         input_shape=None,
         num_classes=None,
         *,
-        noise=None,
-        bits=None,
-        granularity=None,
-        rate_range=(0.2, 0.8),
-        output_rate_range=(0.1, 0.5),
-        learning_rate=PRESET,
-        clipvalue=PRESET,
-        weight_decay=PRESET,
-        epochs=20,
-        batch_size=128,
-        steps_per_epoch=None,
-        build_fn=None,
-        sites=None,
-        initial_weights=None,
-        search_space="paper",
-        name=None,
-        tunable=True,
+        # Grouped by concept: device; search ranges; recipe; training length; own network; start.
+        noise=None, bits=None, granularity=None,
+        rate_range=(0.2, 0.8), output_rate_range=(0.1, 0.5),
+        learning_rate=PRESET, clipvalue=PRESET, weight_decay=PRESET,
+        epochs=20, batch_size=128, steps_per_epoch=None,
+        build_fn=None, sites=None,
+        initial_weights=None, search_space="paper",
+        name=None, tunable=True,
         **arch_kwargs,
     ):
         super().__init__(name=name, tunable=tunable)
@@ -191,11 +127,11 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
                     f"`sigma` (e.g. LogNormalDrift(1.5)). Received: arch={arch!r}, "
                     f"build_fn={build_fn!r}, noise={noise!r}"
                 )
-        self.rate_range = _check_range("rate_range", rate_range)
-        self.output_rate_range = _check_range("output_rate_range", output_rate_range)
-        self.epochs = _check_count("epochs", epochs)
-        self.batch_size = _check_count("batch_size", batch_size)
-        self.steps_per_epoch = _check_count("steps_per_epoch", steps_per_epoch, allow_none=True)
+        self.rate_range = checks.rate_range("rate_range", rate_range)
+        self.output_rate_range = checks.rate_range("output_rate_range", output_rate_range)
+        self.epochs = checks.count("epochs", epochs)
+        self.batch_size = checks.count("batch_size", batch_size)
+        self.steps_per_epoch = checks.count("steps_per_epoch", steps_per_epoch, allow_none=True)
         self.noise = noise_lib.get(noise)
         self.bits = quantization.validate_bits(bits, "bits")
         if build_fn is None:
@@ -233,14 +169,14 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         self.build_fn = build_fn
         self.learning_rate = (
             recipe.learning_rate if learning_rate in (PRESET, None)
-            else _check_optional_positive("learning_rate", learning_rate)
+            else checks.positive("learning_rate", learning_rate, allow_none=True)
         )
         self.clipvalue = (
-            recipe.clipvalue if clipvalue == PRESET else _check_optional_positive("clipvalue", clipvalue)
+            recipe.clipvalue if clipvalue == PRESET else checks.positive("clipvalue", clipvalue, allow_none=True)
         )
         self.weight_decay = (
             recipe.weight_decay if weight_decay == PRESET
-            else _check_optional_positive("weight_decay", weight_decay)
+            else checks.positive("weight_decay", weight_decay, allow_none=True)
         )
 
     @staticmethod
@@ -378,10 +314,10 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
     def _fit(self, hp, model, *args, **kwargs):
         kwargs.setdefault("epochs", self.epochs)
         x = args[0] if args else kwargs.get("x")
-        if _is_array_data(x):
+        if recipe_lib.is_array_data(x):
             kwargs.setdefault("batch_size", self.batch_size)
         if getattr(model, "_bayesft_recipe", False):
-            steps = kwargs.get("steps_per_epoch") or self.steps_per_epoch or _steps_per_epoch(
+            steps = kwargs.get("steps_per_epoch") or self.steps_per_epoch or recipe_lib.steps_per_epoch(
                 x, kwargs.get("batch_size"), kwargs.get("validation_split", 0.0)
             )
             if steps is None:
@@ -401,7 +337,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         """`TorchAdam` with the one-cycle schedule (and its momentum cycle) over
         ``total_steps``; a constant rate if None. ``learning_rate`` and
         ``weight_decay`` replace the recipe's when given (searched values)."""
-        return one_cycle_adam(
+        return recipe_lib.one_cycle_adam(
             self.learning_rate if learning_rate is None else learning_rate,
             total_steps,
             self.weight_decay if weight_decay is None else weight_decay,
@@ -409,13 +345,8 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         )
 
     def _compile(self, model, total_steps):
-        model.compile(
-            optimizer=self.optimizer(total_steps, **getattr(model, "_bayesft_searched_recipe", {})),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        model._bayesft_recipe = True
-        model._bayesft_total_steps = total_steps
+        optimizer = self.optimizer(total_steps, **getattr(model, "_bayesft_searched_recipe", {}))
+        recipe_lib.compile_model(model, optimizer, total_steps)
 
     def __repr__(self):
         return (
@@ -423,31 +354,6 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             f"bits={self.bits}, rate_range={self.rate_range}, "
             f"output_rate_range={self.output_rate_range}, learning_rate={self.learning_rate})"
         )
-
-
-def _is_array_data(x):
-    if isinstance(x, dict):
-        x = next(iter(x.values()), None)
-    elif isinstance(x, (list, tuple)):
-        x = x[0] if x else None
-    return hasattr(x, "shape") and hasattr(x, "dtype")
-
-
-def _steps_per_epoch(x, batch_size, validation_split):
-    """Optimizer steps of one epoch over ``x``, or None when it cannot be known."""
-    if _is_array_data(x):
-        if isinstance(x, dict):
-            x = next(iter(x.values()))
-        elif isinstance(x, (list, tuple)):
-            x = x[0]
-        samples = int(x.shape[0])
-        if validation_split:
-            samples = int(math.floor(samples * (1.0 - validation_split)))  # as Keras splits
-        return math.ceil(samples / batch_size)
-    try:
-        return len(x)  # batches: tf.data with known cardinality, PyDataset
-    except TypeError:
-        return None
 
 
 class NoiseInjectionHyperModel(BayesFTHyperModel):

@@ -71,9 +71,7 @@ class BayesFTOracle(BayesianOptimizationOracle):
     """GP-UCB search for noisy objectives, started from a hand-picked point.
 
     Args:
-        objective, max_trials, hyperparameters, tune_new_entries,
-        allow_new_entries, max_retries_per_trial, max_consecutive_failed_trials:
-            as in `keras_tuner.oracles.BayesianOptimizationOracle`.
+        objective, max_trials: as in `keras_tuner.oracles.BayesianOptimizationOracle`.
         num_initial_points: trials before the GP takes over: the hand-picked one
             and ``num_initial_points - 1`` random ones (default: 3 per
             hyperparameter, at least 3, as in Keras Tuner).
@@ -87,6 +85,9 @@ class BayesFTOracle(BayesianOptimizationOracle):
             not named start at the centre of their range (Float: the middle,
             geometric for log sampling; Int: Keras Tuner's middle value) or at
             their default (Choice, Boolean, Fixed).
+        **kwargs: the other arguments of `BayesianOptimizationOracle`
+            (``hyperparameters``, ``allow_new_entries``, ``tune_new_entries``,
+            ``max_retries_per_trial``, ``max_consecutive_failed_trials``).
     """
 
     # The GP and its search; a subclass may change them (the benchmark does).
@@ -104,34 +105,12 @@ class BayesFTOracle(BayesianOptimizationOracle):
     num_candidates = 50
     num_lbfgs_starts = 50
 
-    def __init__(
-        self,
-        objective=None,
-        max_trials=10,
-        num_initial_points=None,
-        alpha=1e-4,
-        beta=DEFAULT_BETA,
-        seed=None,
-        hyperparameters=None,
-        allow_new_entries=True,
-        tune_new_entries=True,
-        max_retries_per_trial=0,
-        max_consecutive_failed_trials=3,
-        initial_values=None,
-    ):
+    def __init__(self, objective=None, max_trials=10, num_initial_points=None, alpha=1e-4, beta=DEFAULT_BETA,
+                 seed=None, initial_values=None, **kwargs):
         self.initial_values = dict(initial_values or {})
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            num_initial_points=num_initial_points,
-            alpha=alpha,
-            beta=beta,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            objective=objective, max_trials=max_trials, num_initial_points=num_initial_points,
+            alpha=alpha, beta=beta, seed=seed, **kwargs,
         )
         if seed is not None:  # Keras Tuner's Oracle takes `seed or random.randint(...)`: 0 would be random
             self.seed = self._seed_state = int(seed)

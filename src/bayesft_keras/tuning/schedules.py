@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from bayesft_keras.utils import checks
+
 _ANNEAL = ("cos", "linear")
 
 
@@ -18,7 +20,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     last step; both phases follow ``anneal_strategy``. Steps past
     ``total_steps`` keep the final rate. PyTorch also cycles the optimizer's
     momentum against the rate: `momentum` gives that schedule, for
-    `bayesft_keras.tuning.optimizers.TorchAdam`.
+    `bayesft_keras.tuning.recipe.TorchAdam`.
 
     Args:
         max_learning_rate: the peak rate (the "lr" of the BayesFT recipes).
@@ -39,17 +41,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         div_factor=25.0,
         final_div_factor=1e4,
     ):
-        for name, value in (
-            ("max_learning_rate", max_learning_rate),
-            ("div_factor", div_factor),
-            ("final_div_factor", final_div_factor),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"`total_steps` must be an int >= 1. Received: total_steps={total_steps!r}")
-        if isinstance(pct_start, bool) or not isinstance(pct_start, (int, float)) or not 0 < pct_start < 1:
-            raise ValueError(f"`pct_start` must be in (0, 1). Received: pct_start={pct_start!r}")
+        checks.positive("max_learning_rate", max_learning_rate)
+        checks.positive("div_factor", div_factor)
+        checks.positive("final_div_factor", final_div_factor)
+        total_steps = checks.count("total_steps", total_steps)
+        checks.in_range("pct_start", pct_start, 0, 1, closed=(False, False))
         if anneal_strategy not in _ANNEAL:
             raise ValueError(
                 f"`anneal_strategy` must be one of {list(_ANNEAL)}. "

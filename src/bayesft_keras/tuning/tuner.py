@@ -10,7 +10,7 @@ returns the metrics to the oracle. Mixed into Keras Tuner's own tuners it gives
 """
 
 import csv
-import os
+import io
 import time
 from pathlib import Path
 
@@ -20,7 +20,8 @@ import keras_tuner
 from bayesft_keras.tuning import distributed
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
-from bayesft_keras.tuning.oracle import BayesFTOracle  # noqa: F401  (re-exported: it lived here)
+from bayesft_keras.tuning.oracle import BayesFTOracle
+from bayesft_keras.utils import files
 
 MODEL_FILE = "model.keras"
 
@@ -155,15 +156,36 @@ def write_trials_csv(tuner, path):
     fields = []
     for row in rows:
         fields += [k for k in row if k not in fields]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)  # atomic: a killed process never leaves half a file
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    files.write_text(path, text.getvalue())  # atomic: a killed process never leaves half a file
 
 
-class BayesFTTuner(DriftScoredTuner, keras_tuner.Tuner):
+class _OracleTuner(DriftScoredTuner, keras_tuner.Tuner):
+    """A drift-scored tuner that makes its oracle, ``_oracle_class``, from the search budget.
+
+    ``_oracle_options`` are the oracle's own further arguments the tuner takes,
+    with their defaults; every other keyword goes to `keras_tuner.Tuner`.
+    """
+
+    _oracle_class = None
+    _oracle_options = {}
+    # The oracle's arguments that every tuner takes, with Keras Tuner's defaults.
+    _common_options = {"hyperparameters": None, "tune_new_entries": True, "allow_new_entries": True}
+
+    def __init__(self, hypermodel, objective_spec=None, validation_data=None, max_trials=10, seed=0, **kwargs):
+        defaults = {**self._common_options, **self._oracle_options}
+        options = {name: kwargs.pop(name, default) for name, default in defaults.items()}
+        oracle = self._oracle_class(objective=drift_objective(), max_trials=max_trials, seed=seed, **options)
+        super().__init__(
+            oracle=oracle, hypermodel=hypermodel, objective_spec=objective_spec,
+            validation_data=validation_data, **kwargs,
+        )
+
+
+class BayesFTTuner(_OracleTuner):
     """BayesFT: per-layer dropout rates found by Bayesian optimisation of drift accuracy.
 
     Args:
@@ -171,74 +193,24 @@ class BayesFTTuner(DriftScoredTuner, keras_tuner.Tuner):
         objective_spec: a `DriftObjective`.
         validation_data: ``(x, y)`` to score drift accuracy on.
         max_trials: the search budget.
-        num_initial_points: hand-picked + random trials before the GP takes over.
         seed: seed of the oracle.
+        hyperparameters, tune_new_entries, allow_new_entries: as Keras Tuner's oracles.
+        num_initial_points: hand-picked + random trials before the GP takes over
+            (default 4).
         initial_values: optional ``{name: value}`` of the first trial (default:
             the centre of every range), see `BayesFTOracle`.
         **kwargs: `keras_tuner.Tuner` arguments (``directory``, ``project_name``,
-            ``overwrite``, ``hyperparameters``, ``tune_new_entries``...).
+            ``overwrite``...) and `DriftScoredTuner`'s (``method``, ``trials_csv``...).
     """
 
-    def __init__(
-        self,
-        hypermodel,
-        objective_spec=None,
-        validation_data=None,
-        max_trials=10,
-        num_initial_points=4,
-        seed=0,
-        hyperparameters=None,
-        tune_new_entries=True,
-        allow_new_entries=True,
-        initial_values=None,
-        **kwargs,
-    ):
-        oracle = BayesFTOracle(
-            objective=drift_objective(),
-            max_trials=max_trials,
-            num_initial_points=num_initial_points,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-            initial_values=initial_values,
-        )
-        super().__init__(
-            oracle=oracle,
-            hypermodel=hypermodel,
-            objective_spec=objective_spec,
-            validation_data=validation_data,
-            **kwargs,
-        )
+    _oracle_class = BayesFTOracle
+    _oracle_options = {"num_initial_points": 4, "initial_values": None}
 
 
-class DriftRandomSearch(DriftScoredTuner, keras_tuner.Tuner):
-    """The random-search baseline: Keras Tuner's RandomSearch oracle, the same objective."""
+class DriftRandomSearch(_OracleTuner):
+    """The random-search baseline: Keras Tuner's RandomSearch oracle, the same objective.
 
-    def __init__(
-        self,
-        hypermodel,
-        objective_spec=None,
-        validation_data=None,
-        max_trials=10,
-        seed=0,
-        hyperparameters=None,
-        tune_new_entries=True,
-        allow_new_entries=True,
-        **kwargs,
-    ):
-        oracle = keras_tuner.oracles.RandomSearchOracle(
-            objective=drift_objective(),
-            max_trials=max_trials,
-            seed=seed,
-            hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries,
-            allow_new_entries=allow_new_entries,
-        )
-        super().__init__(
-            oracle=oracle,
-            hypermodel=hypermodel,
-            objective_spec=objective_spec,
-            validation_data=validation_data,
-            **kwargs,
-        )
+    Args: as `BayesFTTuner`, without ``num_initial_points`` and ``initial_values``.
+    """
+
+    _oracle_class = keras_tuner.oracles.RandomSearchOracle

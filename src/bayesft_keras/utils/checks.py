@@ -18,12 +18,12 @@ def _is_number(value):
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
-def integer(name, value, minimum=1, allow_none=False):
+def integer(name, value, minimum=1, allow_none=False, noun="an integer"):
     """An `int` >= `minimum` (or `None` when `allow_none`)."""
     if value is None and allow_none:
         return None
     if not _is_int(value) or value < minimum:
-        allowed = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+        allowed = f"{noun} >= {minimum}" + (" or None" if allow_none else "")
         raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
     return int(value)
 
@@ -31,6 +31,11 @@ def integer(name, value, minimum=1, allow_none=False):
 def positive_int(name, value, allow_none=False):
     """An `int` >= 1 (or `None` when `allow_none`)."""
     return integer(name, value, minimum=1, allow_none=allow_none)
+
+
+def count(name, value, minimum=1, allow_none=False):
+    """As `integer`, worded "an int >= 1" as the hypermodel's, study's and baselines' messages always were."""
+    return integer(name, value, minimum=minimum, allow_none=allow_none, noun="an int")
 
 
 def seed(value, name="seed"):
