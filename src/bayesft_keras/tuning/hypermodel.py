@@ -6,6 +6,7 @@ import keras_tuner
 from bayesft_keras import architectures
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import quantization
+from bayesft_keras.tuning import feed
 from bayesft_keras.tuning import recipe as recipe_lib
 from bayesft_keras.tuning.recipe import CUSTOM_RECIPE  # noqa: F401  (re-exported: it lived here)
 from bayesft_keras.tuning.recipe import RECIPES
@@ -329,6 +330,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             total = kwargs["epochs"] * steps
             if model._bayesft_total_steps != total:
                 self._compile(model, total)
+        args, kwargs = _fed(args, kwargs)
         return model.fit(*args, **kwargs)
 
     # -- training recipe ------------------------------------------------------
@@ -354,6 +356,26 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             f"bits={self.bits}, rate_range={self.rate_range}, "
             f"output_rate_range={self.output_rate_range}, learning_rate={self.learning_rate})"
         )
+
+
+def _fed(args, kwargs):
+    """`fit`'s arguments with a pair of training arrays given as one `tuning.feed` pipeline.
+
+    Anything `array_feed` cannot reproduce exactly (sample or class weights, a validation
+    split, a fixed number of steps) keeps the arrays.
+    """
+    if len(args) > 2 or kwargs.get("validation_split") or any(
+        kwargs.get(k) is not None for k in ("sample_weight", "class_weight", "steps_per_epoch")
+    ):
+        return args, kwargs
+    x = args[0] if args else kwargs.get("x")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    fed = feed.array_feed(x, y, kwargs.get("batch_size") or 32, shuffle=kwargs.get("shuffle", True))
+    if fed is None:
+        return args, kwargs
+    dataset, steps = fed
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y", "batch_size", "shuffle", "validation_split")}
+    return (dataset,), dict(kwargs, steps_per_epoch=steps, shuffle=False)
 
 
 class NoiseInjectionHyperModel(BayesFTHyperModel):
