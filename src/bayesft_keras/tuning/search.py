@@ -34,6 +34,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from bayesft_keras import tasks
 from bayesft_keras.device.presets import tuning_device
 from bayesft_keras.tuning.config import TuneConfig
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
@@ -67,7 +68,7 @@ class SearchResult:
     directory: Path
     methods: dict  # method -> MethodResult (empty on a worker of a distributed search)
     worker_trials: dict = dataclasses.field(default_factory=dict)  # on a worker: method -> trials it ran
-    chance: float = None  # accuracy of guessing (1 / classes); None for detection
+    chance: float = None  # the task's score of guessing (1 / classes), or None (`Task.chance`)
 
     @property
     def best(self):
@@ -175,7 +176,6 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     """
     from bayesft_keras.tuning import distributed
 
-    from bayesft_keras import data as data_lib
     from bayesft_keras.evaluation import evaluate_drift
     from bayesft_keras.evaluation import plot_reports
     from bayesft_keras.tuning.hparams_log import HParamsLogger
@@ -185,22 +185,10 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     _check_same_config(config, directory)
     keras.utils.set_random_seed(config.seed)
 
-    if config.task == "detection":
-        from bayesft_keras.detection import task as detection_task
-
-        ds = detection_task.load_data(config)
-        build_hypermodel = build_hypermodel or detection_task.build_hypermodel
-        metric = detection_task.metric()
-    else:
-        ds = data_lib.load(
-            config.dataset,
-            input_shape=config.input_shape,
-            data_dir=config.data_dir,
-            seed=config.seed,
-            max_examples=config.max_train_examples,
-        )
-        build_hypermodel = build_hypermodel or _zoo_hypermodel
-        metric = "accuracy"
+    task = tasks.get(config.task)
+    ds = task.load_data(config)
+    build_hypermodel = build_hypermodel or task.build_hypermodel
+    metric = task.metric()
     objective = DriftObjective(
         sigma=config.sigma,
         chips=config.chips,
@@ -296,7 +284,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     method_metrics = {}
     for method in ("ftna", "awp"):
         if method in config.baselines:
-            hypermodel = _zoo_hypermodel(config, ds, baseline=method)
+            hypermodel = task.baseline_hypermodel(config, ds, method)
             hypermodel.initial_weights = warm_start  # FTNA's 7-output head keeps its initialization
             method_metrics[method] = hypermodel.metric()
             tuners[method] = lambda hypermodel=hypermodel, method=method: DriftRandomSearch(
@@ -372,47 +360,10 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
     for method, tuner in served.items():
         results[method] = report_method(method, tuner)
     plot_reports([r.report for r in results.values()], directory / "reports" / "comparison.png")
-    chance = None if config.task == "detection" else 1.0 / ds.num_classes
+    chance = task.chance(ds)
     result = SearchResult(config=config, directory=directory, methods=results, chance=chance)
     (directory / "summary.md").write_text(summary_markdown(result))
     return result
-
-
-def _zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
-    from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
-    from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
-
-    noise, periphery, _, _ = tuning_device(config)
-    kwargs = dict(
-        arch=config.arch,
-        input_shape=ds.input_shape,
-        num_classes=ds.num_classes,
-        noise=noise,
-        bits=config.bits,
-        granularity=config.granularity,
-        rate_range=tuple(config.rate_range),
-        output_rate_range=tuple(config.output_rate_range),
-        # Unset recipe values take the architecture's (paper) recipe.
-        learning_rate=config.learning_rate or "preset",
-        clipvalue=config.clipvalue or "preset",
-        weight_decay=config.weight_decay or "preset",
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        width=config.width,
-        normalization=config.normalization,
-        activation=config.activation,
-        init=config.init,
-        init_scale=config.init_scale,
-    )
-    if periphery is not None:
-        kwargs["device_options"] = {"periphery": periphery}
-    if baseline is not None:  # "ftna" or "awp", with the authors' settings
-        from bayesft_keras.baselines import make_hypermodel
-
-        return make_hypermodel(baseline, **kwargs)
-    if noise_injection:
-        return NoiseInjectionHyperModel(sigma_range=tuple(config.noise_injection_range), **kwargs)
-    return BayesFTHyperModel(search_space=config.search_space, **kwargs)
 
 
 def _check_same_config(config, directory):
