@@ -41,13 +41,7 @@ def check_names(config):
 def load_data(config):
     """The `DetectionDataset` of a `TuneConfig` (dataset, input_shape, data_dir, seed, max_train_examples)."""
     check_names(config)
-    return data_lib.load(
-        config.dataset,
-        input_shape=config.input_shape,
-        data_dir=config.data_dir,
-        seed=config.seed,
-        max_examples=config.max_train_examples,
-    )
+    return data_lib.load(config.dataset, **tasks.data_options(config))
 
 
 def build_hypermodel(config, ds, noise_injection=False):
@@ -57,19 +51,11 @@ def build_hypermodel(config, ds, noise_injection=False):
     from bayesft_keras.device.noise import LogNormalDrift
 
     kwargs = dict(
-        input_shape=ds.input_shape,
-        num_classes=ds.num_classes,
+        tasks.hypermodel_options(config, ds),
         noise=LogNormalDrift(config.sigma),
-        bits=config.bits,
-        rate_range=tuple(config.rate_range),
         learning_rate=config.learning_rate,
         clipvalue=config.clipvalue,
         weight_decay=config.weight_decay,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        width=config.width,
-        normalization=config.normalization,
-        activation=config.activation,
     )
     if noise_injection:
         return DetectionNoiseInjectionHyperModel(

@@ -9,6 +9,8 @@ path on the first lookup of their name.
 import importlib
 
 from bayesft_keras.tasks.base import Task
+from bayesft_keras.tasks.base import data_options
+from bayesft_keras.tasks.base import hypermodel_options
 
 DEFAULT_TASK = "classification"
 
@@ -63,4 +65,13 @@ def for_dataset(dataset, metric=None):
     return get(DEFAULT_TASK)
 
 
-__all__ = ["DEFAULT_TASK", "Task", "for_dataset", "get", "names", "register"]
+__all__ = [
+    "DEFAULT_TASK",
+    "Task",
+    "data_options",
+    "for_dataset",
+    "get",
+    "hypermodel_options",
+    "names",
+    "register",
+]

@@ -66,3 +66,28 @@ class Task:
 
     def __repr__(self):
         return f"<Task {self.name!r}>"
+
+
+def data_options(config):
+    """The keyword arguments of a task's dataset loader from a `TuneConfig`."""
+    return dict(
+        input_shape=config.input_shape,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        max_examples=config.max_train_examples,
+    )
+
+
+def hypermodel_options(config, ds):
+    """The keyword arguments every task's hypermodel takes alike from a `TuneConfig` and its data."""
+    return dict(
+        input_shape=ds.input_shape,
+        num_classes=ds.num_classes,
+        bits=config.bits,
+        rate_range=tuple(config.rate_range),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        width=config.width,
+        normalization=config.normalization,
+        activation=config.activation,
+    )

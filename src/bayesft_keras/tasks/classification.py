@@ -23,23 +23,15 @@ def zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
 
     noise, periphery, _, _ = tuning_device(config)
     kwargs = dict(
+        tasks.hypermodel_options(config, ds),
         arch=config.arch,
-        input_shape=ds.input_shape,
-        num_classes=ds.num_classes,
         noise=noise,
-        bits=config.bits,
         granularity=config.granularity,
-        rate_range=tuple(config.rate_range),
         output_rate_range=tuple(config.output_rate_range),
         # Unset recipe values take the architecture's (paper) recipe.
         learning_rate=config.learning_rate or "preset",
         clipvalue=config.clipvalue or "preset",
         weight_decay=config.weight_decay or "preset",
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        width=config.width,
-        normalization=config.normalization,
-        activation=config.activation,
         init=config.init,
         init_scale=config.init_scale,
     )
@@ -107,13 +99,7 @@ class ClassificationTask(tasks.Task):
     def load_data(self, config):
         from bayesft_keras import data as data_lib
 
-        return data_lib.load(
-            config.dataset,
-            input_shape=config.input_shape,
-            data_dir=config.data_dir,
-            seed=config.seed,
-            max_examples=config.max_train_examples,
-        )
+        return data_lib.load(config.dataset, **tasks.data_options(config))
 
     def build_hypermodel(self, config, ds, noise_injection=False):
         return zoo_hypermodel(config, ds, noise_injection=noise_injection)
