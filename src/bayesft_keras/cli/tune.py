@@ -55,7 +55,6 @@ def tune(
 ):
     """Search per-layer dropout rates that keep a network accurate after ReRAM drift (BayesFT)."""
     from bayesft_keras.tuning import distributed
-    from bayesft_keras.tuning.config import DEFAULT_PRESET
     from bayesft_keras.tuning.config import load_preset
 
     cluster = distributed.Cluster.from_flags(chief, worker_id)
@@ -63,9 +62,7 @@ def tune(
         fail(f"`distribute` must be one of {list(distributed.DISTRIBUTE_CHOICES)}. Received: distribute={distribute!r}")
 
     if preset is None:
-        name = task or tasks.DEFAULT_TASK
-        # An unknown task starts from the default preset, whose validation then names the valid tasks.
-        preset = tasks.get(name).default_preset if name in tasks.names() else DEFAULT_PRESET
+        preset = default_preset(task)
     config = load_preset(preset)
     if bits is not None:
         if bits.lower() == "none":
@@ -126,6 +123,15 @@ def tune(
         typer.echo(f"Worker {cluster.worker_id}: the search is over; trials run here: {trials}.")
         return
     _print_result(result)
+
+
+def default_preset(task=None):
+    """The preset `tune --task TASK` starts from without `--preset` (TASK None: the default task)."""
+    from bayesft_keras.tuning.config import DEFAULT_PRESET
+
+    name = task or tasks.DEFAULT_TASK
+    # An unknown task starts from the default preset, whose validation then names the valid tasks.
+    return tasks.get(name).default_preset if name in tasks.names() else DEFAULT_PRESET
 
 
 def _check_names(config):
