@@ -19,9 +19,9 @@ def load_model_file(path):
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is not a loadable Keras model file.
     """
+    # The ReRAM layers, noise models and baselines' objects are registered by
+    # `bayesft_keras/__init__`, which Python has run before any of its modules.
     import keras
-
-    import bayesft_keras  # noqa: F401  (registers the ReRAM layers and noise models)
 
     path = os.fspath(path)
     if not os.path.exists(path):
