@@ -191,11 +191,11 @@ def ours_curve(args, ds, sigmas, seed, baseline=None):
     import keras_tuner
 
     from bayesft_keras.evaluation import evaluate_drift
-    from bayesft_keras.tuning.search import _zoo_hypermodel  # the hypermodel run_search builds
+    from bayesft_keras.tasks.classification import zoo_hypermodel  # the hypermodel run_search builds
 
     config = base_config(args, seed, space="paper")
     keras.utils.set_random_seed(seed)
-    hypermodel = _zoo_hypermodel(config, ds, baseline=baseline)  # baseline: "ftna", "awp" or None
+    hypermodel = zoo_hypermodel(config, ds, baseline=baseline)  # baseline: "ftna", "awp" or None
     hp = keras_tuner.HyperParameters()
     for name in hypermodel.hyperparameter_names():
         if name.startswith("dropout_"):

@@ -63,6 +63,7 @@ def test_evaluate_with_a_device_sweeps_its_times_on_the_same_chips(tmp_path):
 
 
 def test_tune_device_flag_puts_the_preset_on_every_layer(monkeypatch, tmp_path):
+    from bayesft_keras.tasks.classification import zoo_hypermodel
     from bayesft_keras.tuning import search
 
     captured = {}
@@ -77,7 +78,7 @@ def test_tune_device_flag_puts_the_preset_on_every_layer(monkeypatch, tmp_path):
     assert config.device == "pcm" and config.sigma == 86400.0, result.output
     assert search._report_sigmas(config) == [1.0, 3600.0, 86400.0, 31536000.0]
     data = types.SimpleNamespace(input_shape=(64,), num_classes=10)
-    hypermodel = search._zoo_hypermodel(config, data)
+    hypermodel = zoo_hypermodel(config, data)
     assert isinstance(hypermodel.noise, bk.PCMLikeNoise) and hypermodel.noise.t == 86400.0
     import keras_tuner
 

@@ -386,12 +386,13 @@ MIRRORED_SCRIPT = textwrap.dedent(
     from bayesft_keras import data
     from bayesft_keras.tuning import distributed
     from bayesft_keras.tuning.config import TuneConfig
-    from bayesft_keras.tuning.search import run_search, _zoo_hypermodel
+    from bayesft_keras.tasks.classification import zoo_hypermodel
+    from bayesft_keras.tuning.search import run_search
 
     seen = []
 
     def build(config, ds, noise_injection=False):
-        hypermodel = _zoo_hypermodel(config, ds)
+        hypermodel = zoo_hypermodel(config, ds)
         fit = hypermodel.fit
 
         def recording_fit(hp, model, *args, **kwargs):

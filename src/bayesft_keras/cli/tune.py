@@ -3,6 +3,7 @@ from typing import Optional
 
 import typer
 
+from bayesft_keras import tasks
 from bayesft_keras.cli.app import app
 from bayesft_keras.cli.app import fail
 from bayesft_keras.cli.app import user_errors
@@ -61,7 +62,7 @@ def tune(
         fail(f"`distribute` must be one of {list(distributed.DISTRIBUTE_CHOICES)}. Received: distribute={distribute!r}")
 
     if preset is None:
-        preset = "detection-quick" if task == "detection" else "quick"
+        preset = default_preset(task)
     config = load_preset(preset)
     if bits is not None:
         if bits.lower() == "none":
@@ -124,23 +125,25 @@ def tune(
     _print_result(result)
 
 
+def default_preset(task=None):
+    """The preset `tune --task TASK` starts from without `--preset` (TASK None: the default task)."""
+    from bayesft_keras.tuning.config import DEFAULT_PRESET
+
+    name = task or tasks.DEFAULT_TASK
+    # An unknown task starts from the default preset, whose validation then names the valid tasks.
+    return tasks.get(name).default_preset if name in tasks.names() else DEFAULT_PRESET
+
+
 def _check_names(config):
     """Fails fast, before any data is read, on names that cannot work."""
-    from bayesft_keras import architectures
-
+    task = tasks.get(config.task)
     if config.device != "lognormal":
         from bayesft_keras.device.presets import tuning_device
 
-        if config.task == "detection":
-            fail(f"`device` presets are for classification. Received: device={config.device!r}, task='detection'")
+        if not task.device_presets:
+            fail(f"`device` presets are for classification. Received: device={config.device!r}, task={config.task!r}")
         tuning_device(config)  # raises, naming the preset's problem
-
-    if config.task == "detection":
-        from bayesft_keras.detection import task as detection_task
-
-        detection_task.check_names(config)
-        return
-    architectures.get(config.arch)  # raises, listing the valid names
+    task.check_names(config)  # raises, listing the valid names
 
 
 def _print_result(result):
@@ -150,8 +153,8 @@ def _print_result(result):
     from bayesft_keras.tuning.search import METHOD_TITLES
 
     config = result.config
-    score = "mAP@0.5" if config.task == "detection" else "accuracy"
-    short = "mAP@0.5" if config.task == "detection" else "acc."
+    task = tasks.get(config.task)
+    score, short = task.score_name, task.short_score_name
     table = Table(title=f"{config.arch} on {config.dataset}: test {score} on drifted chips")
     table.add_column("method")
     table.add_column(f"drift {short} (sigma={config.sigma})", justify="right")

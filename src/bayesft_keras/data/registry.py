@@ -6,6 +6,7 @@ from bayesft_keras.data import tfds_loader
 from bayesft_keras.data.dataset import Dataset
 from bayesft_keras.data.dataset import split
 from bayesft_keras.data.tfds_loader import DOCUMENTED as TFDS_DOCUMENTED
+from bayesft_keras.utils import checks
 
 # Embedded and generated datasets; tfds datasets are looked up by name.
 _LOCAL = ("digits", "mnist5k", "synthetic")
@@ -14,11 +15,6 @@ _LOCAL = ("digits", "mnist5k", "synthetic")
 def available():
     """The dataset names that work offline, plus the tfds names we document."""
     return list(_LOCAL) + list(TFDS_DOCUMENTED)
-
-
-def _check_fraction(name, value):
-    if not (0.0 < value < 1.0):
-        raise ValueError(f"`{name}` must be in (0, 1). Received: {name}={value}")
 
 
 def load(
@@ -56,8 +52,8 @@ def load(
         **kwargs: loader-specific options (synthetic: ``num_examples``,
             ``image_shape``, ``num_classes``).
     """
-    _check_fraction("test_fraction", test_fraction)
-    _check_fraction("validation_fraction", validation_fraction)
+    checks.in_range("test_fraction", test_fraction, 0, 1, closed=(False, False))
+    checks.in_range("validation_fraction", validation_fraction, 0, 1, closed=(False, False))
     if test_fraction + validation_fraction >= 1.0:
         raise ValueError(
             "`test_fraction + validation_fraction` must be < 1. Received: "

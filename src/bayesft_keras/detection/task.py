@@ -1,8 +1,9 @@
 """The detection task for the tuner and the CLI: data, hypermodel and metric from settings.
 
-`bayesft_keras.tuning.search.run_search` and `bayesft-keras evaluate` are
-written for classification; these functions are what they call instead for
-``--task detection`` (each takes the same settings as its classification
+Registered as the task "detection" (`bayesft_keras.tasks.get("detection")`),
+which `bayesft_keras.tuning.search.run_search` and `bayesft-keras evaluate`
+look up for ``--task detection`` and detection datasets. Its methods call
+these functions (each takes the same settings as its classification
 counterpart):
 
 - `load_data(config)` for ``data.load(config.dataset, ...)``,
@@ -13,6 +14,7 @@ counterpart):
   `evaluation.files.load_data_for`.
 """
 
+from bayesft_keras import tasks
 from bayesft_keras.detection import data as data_lib
 from bayesft_keras.detection import model as model_lib
 from bayesft_keras.detection.metrics import MAP_KINDS
@@ -39,13 +41,7 @@ def check_names(config):
 def load_data(config):
     """The `DetectionDataset` of a `TuneConfig` (dataset, input_shape, data_dir, seed, max_train_examples)."""
     check_names(config)
-    return data_lib.load(
-        config.dataset,
-        input_shape=config.input_shape,
-        data_dir=config.data_dir,
-        seed=config.seed,
-        max_examples=config.max_train_examples,
-    )
+    return data_lib.load(config.dataset, **tasks.data_options(config))
 
 
 def build_hypermodel(config, ds, noise_injection=False):
@@ -55,19 +51,11 @@ def build_hypermodel(config, ds, noise_injection=False):
     from bayesft_keras.device.noise import LogNormalDrift
 
     kwargs = dict(
-        input_shape=ds.input_shape,
-        num_classes=ds.num_classes,
+        tasks.hypermodel_options(config, ds),
         noise=LogNormalDrift(config.sigma),
-        bits=config.bits,
-        rate_range=tuple(config.rate_range),
         learning_rate=config.learning_rate,
         clipvalue=config.clipvalue,
         weight_decay=config.weight_decay,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        width=config.width,
-        normalization=config.normalization,
-        activation=config.activation,
     )
     if noise_injection:
         return DetectionNoiseInjectionHyperModel(
@@ -94,3 +82,49 @@ def load_split(dataset, split="test", input_shape=None, data_seed=0, max_example
     if max_examples is not None:
         x, y = x[:max_examples], y[:max_examples]
     return x, y
+
+
+class DetectionTask(tasks.Task):
+    """The CenterNet-style detector on digits-detect / VOC / COCO, scored by mAP@0.5."""
+
+    name = TASK
+    # The paper's own baselines (ftna, awp) are classifiers: not for detection.
+    baselines = ("random", "uniform", "no_dropout", "noise_injection")
+    default_preset = "detection-quick"
+    score_name = "mAP@0.5"
+    short_score_name = "mAP@0.5"
+    device_presets = False
+
+    # The methods look the module's functions up when called, so that a test can patch them.
+    def check_names(self, config):
+        check_names(config)
+
+    def load_data(self, config):
+        return load_data(config)
+
+    def build_hypermodel(self, config, ds, noise_injection=False):
+        return build_hypermodel(config, ds, noise_injection=noise_injection)
+
+    def metric(self, name=None):
+        return metric(DEFAULT_METRIC if name is None else name)
+
+    def owns_dataset(self, dataset):
+        return dataset in data_lib.available()
+
+    def check_metric(self, metric, dataset):
+        if isinstance(metric, str) and metric in MAP_KINDS:
+            raise ValueError(
+                f"Metric {metric!r} scores object detection: use a detection dataset "
+                f"({', '.join(data_lib.available())}). Received: dataset={dataset!r}"
+            )
+
+    def load_split(self, model, dataset, split="test", data_seed=0, max_examples=None):
+        # Padded boxes as labels.
+        return load_split(dataset, split, tuple(model.input_shape[1:]), data_seed, max_examples)
+
+    def evaluation_metric(self, metric):
+        # mAP of the decoded outputs; "accuracy" is the CLI's default, meaningless here.
+        return self.metric(None if metric in (None, "accuracy") else metric)
+
+
+tasks.register(DetectionTask())

@@ -7,8 +7,7 @@ other formats (e.g. tf_keras h5 / SavedModel) plug in there.
 import os
 import zipfile
 
-import numpy as np
-
+from bayesft_keras import tasks
 from bayesft_keras.utils import checks
 from bayesft_keras.evaluation import validation
 
@@ -20,9 +19,9 @@ def load_model_file(path):
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is not a loadable Keras model file.
     """
+    # The ReRAM layers, noise models and baselines' objects are registered by
+    # `bayesft_keras/__init__`, which Python has run before any of its modules.
     import keras
-
-    import bayesft_keras  # noqa: F401  (registers the ReRAM layers and noise models)
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -56,30 +55,7 @@ def load_data_for(model, dataset="digits", split="test", data_seed=0, max_exampl
     Returns:
         ``(x, y)`` NumPy arrays.
     """
-    from bayesft_keras import data as data_lib
-
-    if split not in ("test", "val"):
-        raise ValueError(f"`split` must be 'test' or 'val'. Received: split={split!r}")
-    input_shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
-    if input_shape is None or any(d is None for d in input_shape):
-        raise ValueError(
-            f"Model {model.name!r} needs one input of fixed shape to load a dataset for it; "
-            f"its input shape is {model.input_shape}."
-        )
-    ds = data_lib.load(dataset, seed=data_seed)
-    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
-    if max_examples is not None:
-        x, y = x[:max_examples], y[:max_examples]
-    if len(input_shape) == 3:
-        x = data_lib.fit_images(x, input_shape)
-    elif len(input_shape) == 1 and int(np.prod(x.shape[1:])) == input_shape[0]:
-        x = x.reshape(len(x), -1)
-    else:
-        raise ValueError(
-            f"Images of shape {tuple(x.shape[1:])} from {dataset!r} do not match the model's "
-            f"input shape {input_shape}."
-        )
-    return x, y
+    return tasks.get(tasks.DEFAULT_TASK).load_split(model, dataset, split, data_seed, max_examples)
 
 
 def evaluate_file(
@@ -89,10 +65,10 @@ def evaluate_file(
 
     Args:
         path: a ``.keras`` model file (plain Keras or with ReRAM layers).
-        dataset: a `bayesft_keras.data.load` name, or a detection dataset
-            (`bayesft_keras.detection.load`: "digits-detect", "voc/2007",
-            "coco/2017"), scored by mAP ("map50" unless ``metric`` is "map"
-            or "map75").
+        dataset: a `bayesft_keras.data.load` name, or a dataset of another
+            task (`bayesft_keras.tasks`), scored by that task's metric: e.g.
+            "digits-detect", "voc/2007" or "coco/2017" by mAP ("map50" unless
+            ``metric`` is "map" or "map75").
         split: "test" or "val".
         data_seed: the dataset's split seed (use the one the model was trained with).
         max_examples: evaluate on at most this many examples.
@@ -114,33 +90,12 @@ def evaluate_file(
     if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1):
         raise ValueError(f"`max_examples` must be an integer >= 1. Received: max_examples={max_examples!r}")
     model = load_model_file(path)
-    if _is_detection(dataset, kwargs.get("metric")):
-        # Detection: padded boxes as labels, mAP of the decoded outputs as metric.
-        from bayesft_keras.detection import task as detection_task
-
-        x, y = detection_task.load_split(
-            dataset, split, tuple(model.input_shape[1:]), data_seed, max_examples
-        )
-        metric = kwargs.get("metric")
-        kwargs["metric"] = detection_task.metric(
-            detection_task.DEFAULT_METRIC if metric in (None, "accuracy") else metric
-        )
-    else:
-        x, y = load_data_for(model, dataset, split, data_seed, max_examples)
+    task = tasks.for_dataset(dataset, kwargs.get("metric"))
+    x, y = task.load_split(model, dataset, split, data_seed, max_examples)
+    metric = task.evaluation_metric(kwargs.get("metric"))
+    if metric is not None:
+        kwargs["metric"] = metric
     if name is None:
         name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     return engine.evaluate_drift(model, (x, y), name=name, dataset=f"{dataset}/{split}", **kwargs)
 
-
-def _is_detection(dataset, metric):
-    from bayesft_keras.detection import data as detection_data
-    from bayesft_keras.detection.metrics import MAP_KINDS
-
-    if dataset in detection_data.available():
-        return True
-    if isinstance(metric, str) and metric in MAP_KINDS:
-        raise ValueError(
-            f"Metric {metric!r} scores object detection: use a detection dataset "
-            f"({', '.join(detection_data.available())}). Received: dataset={dataset!r}"
-        )
-    return False

@@ -10,12 +10,13 @@ import sys
 import tomllib
 from pathlib import Path
 
-# ftna, awp: the paper's own baselines (bayesft_keras.baselines), architecture zoo only.
+from bayesft_keras import tasks
+
+# ftna, awp: the paper's own baselines (bayesft_keras.baselines), architecture zoo only:
+# each task lists those it runs (`Task.baselines`).
 BASELINES = ("random", "uniform", "no_dropout", "noise_injection", "ftna", "awp")
-ZOO_ONLY_BASELINES = ("ftna", "awp")
 INITS = ("torch", "he", "glorot")
 SEARCH_SPACES = ("paper", "extended")
-TASKS = ("classification", "detection")
 DEFAULT_PRESET = "quick"
 
 
@@ -25,8 +26,8 @@ class TuneConfig:
 
     name: str = "quick"
     description: str = ""
-    # "classification" (architecture zoo, accuracy) or "detection"
-    # (bayesft_keras.detection: detector, digits-detect/VOC/COCO, mAP@0.5)
+    # a `bayesft_keras.tasks` name: "classification" (architecture zoo,
+    # accuracy) or "detection" (detector, digits-detect/VOC/COCO, mAP@0.5)
     task: str = "classification"
     # model
     arch: str = "vgg"
@@ -93,8 +94,8 @@ class TuneConfig:
         def fail(name, value, allowed):
             raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
 
-        if self.task not in TASKS:
-            fail("task", self.task, f"one of {list(TASKS)}")
+        if self.task not in tasks.names():
+            fail("task", self.task, f"one of {list(tasks.names())}")
         if not isinstance(self.sigma, (int, float)) or self.sigma < 0:
             fail("sigma", self.sigma, "a number >= 0")
         if not _positive_int(self.chips):
@@ -133,8 +134,8 @@ class TuneConfig:
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             fail("baselines", list(self.baselines), f"a subset of {list(BASELINES)}")
-        zoo_only = [b for b in self.baselines if b in ZOO_ONLY_BASELINES]
-        if zoo_only and self.task != "classification":
+        zoo_only = [b for b in self.baselines if b not in tasks.get(self.task).baselines]
+        if zoo_only:
             fail("baselines", list(self.baselines),
                  f"without {zoo_only} for task={self.task!r} (classification only)")
         if len(self.report_sigmas) != 3 or self.report_sigmas[0] < 0:

@@ -28,8 +28,8 @@ class DriftObjective:
             this scores 0 (the constraint is reported in its metrics).
         curve_sigmas: the sigmas of each trial's drift curve (logged as metrics).
         seed: seed of the chips.
-        metric: the metric of a chip, as `evaluate_drift`'s (e.g. a
-            `bayesft_keras.detection.DetectionMAP` for detection).
+        metric: the metric of a chip, as `evaluate_drift`'s (a task's
+            `metric()`, e.g. mAP for `bayesft_keras.tasks.get("detection")`).
         param: the swept device parameter the "sigmas" are values of (None:
             the noise model's sigma; e.g. "t" for a device preset's time).
     """

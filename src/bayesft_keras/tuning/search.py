@@ -20,13 +20,18 @@ Distributed (``cluster``, see `distributed`): every process runs this function
 with the same settings and directory. Workers run trials and return after the
 last search; the chief serves each search's oracle, then writes trials.csv,
 best_model.keras and the reports as above.
+
+`run_search` runs its steps top-down: `_set_up` (data, objective,
+hypermodels), `_warm_start`, `_tuners` (BayesFT's search, then the
+baselines'), `_run_searches` (each search, then its report) and `_finish`
+(plot, summary). The data, the hypermodels and the metric come from the
+config's task (`bayesft_keras.tasks`); the files other than Keras Tuner's are
+written by `artifacts`.
 """
 
 import contextlib
 import dataclasses
 import importlib.util
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -34,21 +39,25 @@ import keras
 import keras_tuner
 import numpy as np
 
+from bayesft_keras import tasks
 from bayesft_keras.device.presets import tuning_device
+from bayesft_keras.tuning import artifacts
+from bayesft_keras.tuning.artifacts import METHOD_TITLES
+from bayesft_keras.tuning.artifacts import WARM_START_FILE
+from bayesft_keras.tuning.artifacts import summary_markdown
+from bayesft_keras.tuning.artifacts import timing_line
 from bayesft_keras.tuning.config import TuneConfig
-from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
-from bayesft_keras.tuning.verdict import verdict_lines
 
-METHOD_TITLES = {
-    "bayesft": "BayesFT (GP Bayesian optimisation)",
-    "random": "random search",
-    "uniform": "uniform dropout",
-    "no_dropout": "no dropout",
-    "noise_injection": "noise-injection training",
-    "ftna": "FTNA (error-correcting output codes)",
-    "awp": "AWP (adversarial weight perturbation)",
-}
+__all__ = [
+    "METHOD_TITLES",
+    "MethodResult",
+    "SearchResult",
+    "WARM_START_FILE",
+    "run_search",
+    "summary_markdown",
+    "timing_line",
+]
 
 
 @dataclasses.dataclass
@@ -67,7 +76,7 @@ class SearchResult:
     directory: Path
     methods: dict  # method -> MethodResult (empty on a worker of a distributed search)
     worker_trials: dict = dataclasses.field(default_factory=dict)  # on a worker: method -> trials it ran
-    chance: float = None  # accuracy of guessing (1 / classes); None for detection
+    chance: float = None  # the task's score of guessing (1 / classes), or None (`Task.chance`)
 
     @property
     def best(self):
@@ -134,29 +143,25 @@ def _initial_values(config, hypermodel):
     return values
 
 
-WARM_START_FILE = "warm_start.weights.h5"
+def _fit_verbose(verbose):
+    # A live bar on a terminal, a line per epoch in a log.
+    return verbose if not verbose or sys.stdout.isatty() else 2
 
 
-def _warm_start(config, directory, hypermodel, ds, verbose):
-    """Trains ``hypermodel``'s network without dropout once (kept in RUN/warm_start.weights.h5);
-    returns the file's path. A resumed run reuses the file."""
-    path = directory / WARM_START_FILE
-    if path.exists():
-        return path
-    if verbose:
-        print(f"\n== warm start: {config.arch} without dropout, {config.warm_start_epochs} epochs ==")
-    hp = _FixedRatesHyperParameters.make(hypermodel, 0.0)
-    model = hypermodel.build(hp)
-    hypermodel.fit(
-        hp, model, ds.x_train, ds.y_train, epochs=config.warm_start_epochs,
-        verbose=verbose if not verbose or sys.stdout.isatty() else 2,
-    )
-    # Atomic: a run killed here leaves no half file (and a distributed run's
-    # processes, which each train the same weights, never read one).
-    tmp = path.with_name(f"warm_start.{os.getpid()}.tmp.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
-    return path
+@dataclasses.dataclass
+class _Run:
+    """What the steps of one search share."""
+
+    config: TuneConfig
+    directory: Path
+    verbose: int
+    task: tasks.Task
+    ds: object
+    objective: DriftObjective
+    hypermodel: object  # BayesFT's, also the random, uniform and no-dropout baselines'
+    injection_hypermodel: object = None  # the noise-injection baseline's, if it runs
+    warm_start: str = None  # RUN/warm_start.weights.h5, if trials start from it
+    method_metrics: dict = dataclasses.field(default_factory=dict)  # a baseline's own metric
 
 
 def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=None, distribution_strategy=None):
@@ -167,40 +172,32 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
         directory: the run directory.
         verbose: Keras Tuner / Keras verbosity (0 silent, 1 progress).
         build_hypermodel: optional ``f(config, dataset, noise_injection=False)
-            -> HyperModel`` to replace the architecture zoo's hypermodel.
+            -> HyperModel`` to replace the task's hypermodel.
         cluster: a `distributed.Cluster` to run as the chief or a worker of a
             distributed search; None for a search in this process alone.
         distribution_strategy: a `tf.distribute` strategy each trial trains
             under (`distributed.mirrored_strategy("mirrored")`), or None.
     """
-    from bayesft_keras.tuning import distributed
+    run = _set_up(config, Path(directory), verbose, build_hypermodel)
+    if config.warm_start_epochs:
+        _warm_start(run)
+    worker = cluster is not None and not cluster.is_chief
+    tuners = _tuners(run, _tuner_options(run, distribution_strategy, worker))
+    results, trials_run = _run_searches(run, tuners, cluster)
+    if worker:
+        return SearchResult(config=config, directory=run.directory, methods={}, worker_trials=trials_run)
+    return _finish(run, results)
 
-    from bayesft_keras import data as data_lib
-    from bayesft_keras.evaluation import evaluate_drift
-    from bayesft_keras.evaluation import plot_reports
-    from bayesft_keras.tuning.hparams_log import HParamsLogger
 
-    directory = Path(directory)
+def _set_up(config, directory, verbose, build_hypermodel):
+    """The run directory, the seed, the task's data, the objective and the hypermodels."""
     directory.mkdir(parents=True, exist_ok=True)
-    _check_same_config(config, directory)
+    artifacts.check_same_config(config, directory)
     keras.utils.set_random_seed(config.seed)
-
-    if config.task == "detection":
-        from bayesft_keras.detection import task as detection_task
-
-        ds = detection_task.load_data(config)
-        build_hypermodel = build_hypermodel or detection_task.build_hypermodel
-        metric = detection_task.metric()
-    else:
-        ds = data_lib.load(
-            config.dataset,
-            input_shape=config.input_shape,
-            data_dir=config.data_dir,
-            seed=config.seed,
-            max_examples=config.max_train_examples,
-        )
-        build_hypermodel = build_hypermodel or _zoo_hypermodel
-        metric = "accuracy"
+    task = tasks.get(config.task)
+    ds = task.load_data(config)
+    build_hypermodel = build_hypermodel or task.build_hypermodel
+    _, _, param, device_values = tuning_device(config)
     objective = DriftObjective(
         sigma=config.sigma,
         chips=config.chips,
@@ -208,141 +205,158 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
         sigma_points=config.sigma_points,
         min_clean_accuracy=config.min_clean_accuracy,
         # Each trial's logged curve spans the final reports' sigma range.
-        curve_sigmas=tuning_device(config)[3]
+        curve_sigmas=device_values
         or tuple(np.round(np.linspace(*config.report_sigmas[:2], config.trial_curve_points), 10)),
-        param=tuning_device(config)[2],
+        param=param,
         seed=config.seed,
-        metric=metric,
+        metric=task.metric(),
     )
-    main_hypermodel = build_hypermodel(config, ds)
-    injection_hypermodel = (
-        build_hypermodel(config, ds, noise_injection=True)
-        if "noise_injection" in config.baselines
-        else None
+    hypermodel = build_hypermodel(config, ds)
+    injection_hypermodel = None
+    if "noise_injection" in config.baselines:
+        injection_hypermodel = build_hypermodel(config, ds, noise_injection=True)
+    return _Run(
+        config=config, directory=directory, verbose=verbose, task=task, ds=ds, objective=objective,
+        hypermodel=hypermodel, injection_hypermodel=injection_hypermodel,
     )
-    warm_start = None
-    if config.warm_start_epochs:
-        warm_start = str(_warm_start(config, directory, main_hypermodel, ds, verbose))
-        for hypermodel in (main_hypermodel, injection_hypermodel):
-            if hypermodel is not None:
-                hypermodel.initial_weights = warm_start
+
+
+def _warm_start(run):
+    """Trains the network without dropout once (kept in RUN/warm_start.weights.h5) and
+    starts both hypermodels from it. A resumed run reuses the file."""
+    config, hypermodel = run.config, run.hypermodel
+    path = run.directory / WARM_START_FILE
+    if not path.exists():
+        if run.verbose:
+            print(f"\n== warm start: {config.arch} without dropout, {config.warm_start_epochs} epochs ==")
+        hp = _FixedRatesHyperParameters.make(hypermodel, 0.0)
+        model = hypermodel.build(hp)
+        hypermodel.fit(
+            hp, model, run.ds.x_train, run.ds.y_train, epochs=config.warm_start_epochs,
+            verbose=_fit_verbose(run.verbose),
+        )
+        # Atomic: a distributed run's processes each train the same weights, and never read half a file.
+        artifacts.save_weights(model, path)
+    run.warm_start = str(path)
+    for model in (run.hypermodel, run.injection_hypermodel):
+        if model is not None:
+            model.initial_weights = run.warm_start
+
+
+def _tuner_options(run, distribution_strategy, worker):
+    """The keyword arguments every tuner of the run shares, with the HParams log over the joint space."""
+    from bayesft_keras.tuning.hparams_log import HParamsLogger
+
     space = keras_tuner.HyperParameters()
-    main_hypermodel.declare_hyperparameters(space)
-    if injection_hypermodel is not None:
-        injection_hypermodel.declare_hyperparameters(space)
+    run.hypermodel.declare_hyperparameters(space)
+    if run.injection_hypermodel is not None:
+        run.injection_hypermodel.declare_hyperparameters(space)
     # TensorBoard's HParams log needs TensorFlow; a JAX or torch machine without it tunes without the log.
     logger = None
     if importlib.util.find_spec("tensorflow") is not None:
-        logger = HParamsLogger(directory / "tb", space, objective.curve_sigmas)
-    elif verbose:
+        logger = HParamsLogger(run.directory / "tb", space, run.objective.curve_sigmas)
+    elif run.verbose:
         print("TensorFlow is not installed: no TensorBoard HParams log in RUN/tb.")
-
-    common = dict(
-        objective_spec=objective,
-        validation_data=(ds.x_val, ds.y_val),
+    return dict(
+        objective_spec=run.objective,
+        validation_data=(run.ds.x_val, run.ds.y_val),
         hparams_logger=logger,
-        trials_csv=directory / "trials.csv",
-        directory=str(directory / "kt"),
+        # A worker cannot read the oracle's trials; the chief writes the file.
+        trials_csv=None if worker else run.directory / "trials.csv",
+        directory=str(run.directory / "kt"),
         overwrite=False,
-        seed=config.seed,
+        seed=run.config.seed,
         distribution_strategy=distribution_strategy,
     )
-    worker = cluster is not None and not cluster.is_chief
-    if worker:
-        common["trials_csv"] = None  # a worker cannot read the oracle's trials; the chief writes the file
-    from bayesft_keras.tuning.tuner import BayesFTTuner
-    from bayesft_keras.tuning.tuner import DriftRandomSearch
-    from bayesft_keras.tuning.tuner import write_trials_csv
 
-    tuners = {
+
+def _tuners(run, common):
+    """method -> a function making its tuner: BayesFT's search, then the baselines', in this order
+    (a distributed search serves search i on port PORT+i)."""
+    return {**_bayesft_search(run, common), **_baseline_searches(run, common)}
+
+
+def _bayesft_search(run, common):
+    from bayesft_keras.tuning.tuner import BayesFTTuner
+
+    config, hypermodel = run.config, run.hypermodel
+    return {
         "bayesft": lambda: BayesFTTuner(
-            main_hypermodel,
+            hypermodel,
             max_trials=config.trials,
             num_initial_points=config.initial_points,
-            initial_values=_initial_values(config, main_hypermodel),
+            initial_values=_initial_values(config, hypermodel),
             project_name="bayesft",
             method="bayesft",
             **common,
         )
     }
+
+
+# The baselines built from the search's own hypermodels; a task's other baselines are its own.
+_SEARCH_BASELINES = ("random", "uniform", "no_dropout", "noise_injection")
+
+
+def _baseline_searches(run, common):
+    from bayesft_keras.tuning.tuner import BayesFTTuner
+    from bayesft_keras.tuning.tuner import DriftRandomSearch
+
+    config, hypermodel = run.config, run.hypermodel
+
+    def one_trial(method, model, rate, **options):
+        return lambda: DriftRandomSearch(
+            model,
+            max_trials=1,
+            hyperparameters=_FixedRatesHyperParameters.make(model, rate),
+            tune_new_entries=False,
+            project_name=method,
+            method=method,
+            **dict(common, **options),
+        )
+
+    tuners = {}
     if "random" in config.baselines:
         tuners["random"] = lambda: DriftRandomSearch(
-            main_hypermodel, max_trials=config.trials, project_name="random", method="random", **common
+            hypermodel, max_trials=config.trials, project_name="random", method="random", **common
         )
     for method, rate in (("uniform", config.uniform_rate), ("no_dropout", 0.0)):
         if method in config.baselines:
-            tuners[method] = lambda rate=rate, method=method: DriftRandomSearch(
-                main_hypermodel,
-                max_trials=1,
-                hyperparameters=_FixedRatesHyperParameters.make(main_hypermodel, rate),
-                tune_new_entries=False,
-                project_name=method,
-                method=method,
-                **common,
-            )
-    if injection_hypermodel is not None:
+            tuners[method] = one_trial(method, hypermodel, rate)
+    if run.injection_hypermodel is not None:
         tuners["noise_injection"] = lambda: BayesFTTuner(
-            injection_hypermodel,
+            run.injection_hypermodel,
             max_trials=config.trials,
             num_initial_points=min(config.initial_points, config.trials),
-            hyperparameters=_FixedRatesHyperParameters.make(main_hypermodel, 0.0),
+            hyperparameters=_FixedRatesHyperParameters.make(hypermodel, 0.0),
             project_name="noise_injection",
             method="noise_injection",
             **common,
         )
+    # The task's own baselines (the paper's, for classification: bayesft_keras.baselines): one
+    # trial each, no dropout, the authors' settings; each scored by its own metric (FTNA decodes
+    # its codewords).
+    for method in run.task.baselines:
+        if method not in config.baselines or method in _SEARCH_BASELINES:
+            continue
+        model = run.task.baseline_hypermodel(config, run.ds, method)
+        model.initial_weights = run.warm_start  # FTNA's 7-output head keeps its initialization
+        run.method_metrics[method] = model.metric()
+        objective = dataclasses.replace(run.objective, metric=run.method_metrics[method])
+        tuners[method] = one_trial(method, model, 0.0, objective_spec=objective)
+    return tuners
 
-    # The paper's own baselines: one trial each, no dropout, the authors' settings
-    # (bayesft_keras.baselines); FTNA is scored by decoding its codewords.
-    method_metrics = {}
-    for method in ("ftna", "awp"):
-        if method in config.baselines:
-            hypermodel = _zoo_hypermodel(config, ds, baseline=method)
-            hypermodel.initial_weights = warm_start  # FTNA's 7-output head keeps its initialization
-            method_metrics[method] = hypermodel.metric()
-            tuners[method] = lambda hypermodel=hypermodel, method=method: DriftRandomSearch(
-                hypermodel,
-                max_trials=1,
-                hyperparameters=_FixedRatesHyperParameters.make(hypermodel, 0.0),
-                tune_new_entries=False,
-                project_name=method,
-                method=method,
-                **dict(common, objective_spec=dataclasses.replace(objective, metric=method_metrics[method])),
-            )
 
-    report_sigmas = _report_sigmas(config)
-    reports_dir = directory / "reports"
+def _run_searches(run, tuners, cluster):
+    """Runs each search in turn and reports it; returns (method -> `MethodResult`, method -> trials
+    run here). A chief serves every search's oracle and reports once all are over, so that
+    workers never wait for reports; a worker reports nothing."""
+    from bayesft_keras.tuning import distributed
+    from bayesft_keras.tuning.tuner import write_trials_csv
 
-    def report_method(method, tuner):
-        best_trial = tuner.oracle.get_best_trials(1)[0]
-        model = tuner.load_model(best_trial)
-        if method == "bayesft":
-            model.save(directory / "best_model.keras")
-        report = evaluate_drift(
-            model,
-            (ds.x_test, ds.y_test),
-            values=report_sigmas,
-            param=objective.param,
-            chips=config.report_chips,
-            seed=config.seed,
-            metric=method_metrics.get(method, metric),
-            name=METHOD_TITLES[method],
-            progress=bool(verbose),
-        )
-        reports_dir.mkdir(exist_ok=True)
-        report.to_json(reports_dir / f"{method}.json")
-        report.to_csv(reports_dir / f"{method}.csv")
-        return MethodResult(
-            method=method,
-            hyperparameters=dict(best_trial.hyperparameters.values),
-            validation_score=float(best_trial.score),
-            report=report,
-            trials=len(tuner.completed_trials()),
-            timings=dict(tuner.timings),
-        )
-
-    fit_verbose = verbose if not verbose or sys.stdout.isatty() else 2  # live bar on a terminal, a line per epoch in a log
+    directory, verbose = run.directory, run.verbose
+    worker = cluster is not None and not cluster.is_chief
     results = {}
-    served = {}  # chief: searches to report once all are over, so that workers never wait for reports
+    served = {}  # chief: method -> tuner, reported after the last search
     trials_run = {}  # worker: method -> trials run here
     with contextlib.ExitStack() as stack:
         servers = stack.enter_context(distributed.OracleServers()) if cluster and cluster.is_chief else None
@@ -360,119 +374,57 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
                     write_trials_csv(tuner, directory / "trials.csv")
                     served[method] = tuner
                     continue
-                tuner.search(ds.x_train, ds.y_train, verbose=fit_verbose)
+                tuner.search(run.ds.x_train, run.ds.y_train, verbose=_fit_verbose(verbose))
                 if verbose and tuner.timings:
                     print(timing_line(tuner.timings))
             if worker:
                 trials_run[method] = len(tuner.timings)
             else:
-                results[method] = report_method(method, tuner)
-    if worker:
-        return SearchResult(config=config, directory=directory, methods={}, worker_trials=trials_run)
+                results[method] = _report_method(run, method, tuner)
     for method, tuner in served.items():
-        results[method] = report_method(method, tuner)
-    plot_reports([r.report for r in results.values()], directory / "reports" / "comparison.png")
-    chance = None if config.task == "detection" else 1.0 / ds.num_classes
-    result = SearchResult(config=config, directory=directory, methods=results, chance=chance)
-    (directory / "summary.md").write_text(summary_markdown(result))
+        results[method] = _report_method(run, method, tuner)
+    return results, trials_run
+
+
+def _report_method(run, method, tuner):
+    """The drift report (test split) of a method's best model, in RUN/reports; BayesFT's model
+    also in RUN/best_model.keras."""
+    from bayesft_keras.evaluation import evaluate_drift
+
+    config = run.config
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    model = tuner.load_model(best_trial)
+    if method == "bayesft":
+        model.save(run.directory / "best_model.keras")
+    report = evaluate_drift(
+        model,
+        (run.ds.x_test, run.ds.y_test),
+        values=_report_sigmas(config),
+        param=run.objective.param,
+        chips=config.report_chips,
+        seed=config.seed,
+        metric=run.method_metrics.get(method, run.objective.metric),
+        name=METHOD_TITLES[method],
+        progress=bool(run.verbose),
+    )
+    artifacts.write_report(run.directory, method, report)
+    return MethodResult(
+        method=method,
+        hyperparameters=dict(best_trial.hyperparameters.values),
+        validation_score=float(best_trial.score),
+        report=report,
+        trials=len(tuner.completed_trials()),
+        timings=dict(tuner.timings),
+    )
+
+
+def _finish(run, results):
+    """The comparison plot and RUN/summary.md of the reported methods."""
+    from bayesft_keras.evaluation import plot_reports
+
+    plot_reports([r.report for r in results.values()], run.directory / artifacts.REPORTS_DIR / "comparison.png")
+    result = SearchResult(
+        config=run.config, directory=run.directory, methods=results, chance=run.task.chance(run.ds)
+    )
+    artifacts.write_summary(result)
     return result
-
-
-def _zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
-    from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
-    from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
-
-    noise, periphery, _, _ = tuning_device(config)
-    kwargs = dict(
-        arch=config.arch,
-        input_shape=ds.input_shape,
-        num_classes=ds.num_classes,
-        noise=noise,
-        bits=config.bits,
-        granularity=config.granularity,
-        rate_range=tuple(config.rate_range),
-        output_rate_range=tuple(config.output_rate_range),
-        # Unset recipe values take the architecture's (paper) recipe.
-        learning_rate=config.learning_rate or "preset",
-        clipvalue=config.clipvalue or "preset",
-        weight_decay=config.weight_decay or "preset",
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        width=config.width,
-        normalization=config.normalization,
-        activation=config.activation,
-        init=config.init,
-        init_scale=config.init_scale,
-    )
-    if periphery is not None:
-        kwargs["device_options"] = {"periphery": periphery}
-    if baseline is not None:  # "ftna" or "awp", with the authors' settings
-        from bayesft_keras.baselines import make_hypermodel
-
-        return make_hypermodel(baseline, **kwargs)
-    if noise_injection:
-        return NoiseInjectionHyperModel(sigma_range=tuple(config.noise_injection_range), **kwargs)
-    return BayesFTHyperModel(search_space=config.search_space, **kwargs)
-
-
-def _check_same_config(config, directory):
-    """A run directory belongs to one configuration: resuming with other settings is refused."""
-    path = directory / "config.json"
-    current = json.loads(json.dumps(config.to_dict()))
-    if path.exists():
-        saved = json.loads(path.read_text())
-        defaults = json.loads(json.dumps(TuneConfig().to_dict()))  # settings added since: their default
-        changed = sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
-        if changed:
-            raise ValueError(
-                f"Run directory {str(directory)!r} holds a search with other settings "
-                f"({', '.join(changed)}); use a new --dir or the same settings to resume."
-            )
-    else:
-        # Atomic: the processes of a distributed search all write it at once.
-        tmp = path.with_name(f"config.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(current, indent=2))
-        os.replace(tmp, path)
-
-
-def timing_line(timings):
-    """One line: where the trials' time went, phase by phase (mean seconds per trial)."""
-    from bayesft_keras.tuning.tuner import timing_rows
-
-    mean = timing_rows(timings)
-    if not mean:
-        return "No trial was timed in this process (resumed trials keep no timings)."
-    n = sum(1 for t in timings.values() if "total" in t)
-    return (
-        f"Time per trial (mean of {n}): {mean['total']:.1f} s = build {mean['build']:.2f} + "
-        f"fit {mean['fit']:.1f} + drift objective {mean['score']:.2f} (device copy, compile, "
-        f"chips) + save {mean['save']:.2f} + HParams log {mean['hparams']:.2f} + Keras Tuner "
-        f"{mean['bookkeeping']:.2f}"
-    )
-
-
-def summary_markdown(result):
-    sigma = result.config.sigma
-    lines = [
-        f"# BayesFT search: {result.config.name}",
-        "",
-        f"{result.config.arch} on {result.config.dataset}; objective: mean accuracy over "
-        f"{result.config.chips} chips at sigma={sigma} (validation split); "
-        f"table: test split, {result.config.report_chips} chips.",
-        "",
-        f"| method | drift accuracy (sigma={sigma}) | clean accuracy | validation objective | trials |",
-        "|---|---|---|---|---|",
-    ]
-    for method, drift, clean, val, trials in result.table_rows():
-        lines.append(f"| {METHOD_TITLES[method]} | {drift:.4f} | {clean:.4f} | {val:.4f} | {trials} |")
-    verdicts = verdict_lines(result, METHOD_TITLES)
-    if verdicts:
-        lines += [""] + verdicts
-    lines += ["", "Best BayesFT rates:", ""]
-    for name, value in result.best.hyperparameters.items():
-        lines.append(f"- `{name}` = {value:.3f}")
-    timed = [(m, r.timings) for m, r in result.methods.items() if r.timings]
-    if timed:
-        lines += ["", "Where the time went (trials run by this process):", ""]
-        lines += [f"- {METHOD_TITLES[m]}: {timing_line(t)}" for m, t in timed]
-    return "\n".join(lines) + "\n"

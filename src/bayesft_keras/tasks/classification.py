@@ -1,0 +1,122 @@
+"""The classification task: the architecture zoo on `bayesft_keras.data` datasets, scored by accuracy."""
+
+import numpy as np
+
+from bayesft_keras import tasks
+from bayesft_keras.device.presets import tuning_device
+
+# The paper's own baselines, besides the search's: one trial each (bayesft_keras.baselines).
+OWN_BASELINES = ("ftna", "awp")
+
+
+def zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
+    """The architecture zoo's hypermodel for a `TuneConfig` and data: the one `run_search` builds.
+
+    Args:
+        config: a `TuneConfig`.
+        ds: the `Dataset` (its input shape and classes).
+        noise_injection: the noise-injection baseline's hypermodel instead.
+        baseline: "ftna" or "awp": that baseline's hypermodel, with the authors' settings.
+    """
+    from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+    from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
+
+    noise, periphery, _, _ = tuning_device(config)
+    kwargs = dict(
+        tasks.hypermodel_options(config, ds),
+        arch=config.arch,
+        noise=noise,
+        granularity=config.granularity,
+        output_rate_range=tuple(config.output_rate_range),
+        # Unset recipe values take the architecture's (paper) recipe.
+        learning_rate=config.learning_rate or "preset",
+        clipvalue=config.clipvalue or "preset",
+        weight_decay=config.weight_decay or "preset",
+        init=config.init,
+        init_scale=config.init_scale,
+    )
+    if periphery is not None:
+        kwargs["device_options"] = {"periphery": periphery}
+    if baseline is not None:  # "ftna" or "awp", with the authors' settings
+        from bayesft_keras.baselines import make_hypermodel
+
+        return make_hypermodel(baseline, **kwargs)
+    if noise_injection:
+        return NoiseInjectionHyperModel(sigma_range=tuple(config.noise_injection_range), **kwargs)
+    return BayesFTHyperModel(search_space=config.search_space, **kwargs)
+
+
+def load_split(model, dataset="digits", split="test", data_seed=0, max_examples=None):
+    """Loads ``dataset`` and fits its ``split`` to ``model``'s input shape.
+
+    Images are resized / re-channelled to an image input (H, W, C); a flat
+    input (features,) takes the flattened images if the sizes agree.
+
+    Returns:
+        ``(x, y)`` NumPy arrays.
+    """
+    from bayesft_keras import data as data_lib
+
+    if split not in ("test", "val"):
+        raise ValueError(f"`split` must be 'test' or 'val'. Received: split={split!r}")
+    input_shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if input_shape is None or any(d is None for d in input_shape):
+        raise ValueError(
+            f"Model {model.name!r} needs one input of fixed shape to load a dataset for it; "
+            f"its input shape is {model.input_shape}."
+        )
+    ds = data_lib.load(dataset, seed=data_seed)
+    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
+    if max_examples is not None:
+        x, y = x[:max_examples], y[:max_examples]
+    if len(input_shape) == 3:
+        x = data_lib.fit_images(x, input_shape)
+    elif len(input_shape) == 1 and int(np.prod(x.shape[1:])) == input_shape[0]:
+        x = x.reshape(len(x), -1)
+    else:
+        raise ValueError(
+            f"Images of shape {tuple(x.shape[1:])} from {dataset!r} do not match the model's "
+            f"input shape {input_shape}."
+        )
+    return x, y
+
+
+class ClassificationTask(tasks.Task):
+    """The architecture zoo (`bayesft_keras.architectures`) on classification datasets, by accuracy."""
+
+    name = "classification"
+    baselines = ("random", "uniform", "no_dropout", "noise_injection", *OWN_BASELINES)
+    default_preset = "quick"
+    score_name = "accuracy"
+    short_score_name = "acc."
+    device_presets = True
+
+    def check_names(self, config):
+        from bayesft_keras import architectures
+
+        architectures.get(config.arch)  # raises, listing the valid names
+
+    def load_data(self, config):
+        from bayesft_keras import data as data_lib
+
+        return data_lib.load(config.dataset, **tasks.data_options(config))
+
+    def build_hypermodel(self, config, ds, noise_injection=False):
+        return zoo_hypermodel(config, ds, noise_injection=noise_injection)
+
+    def baseline_hypermodel(self, config, ds, method):
+        if method not in OWN_BASELINES:
+            return super().baseline_hypermodel(config, ds, method)
+        return zoo_hypermodel(config, ds, baseline=method)
+
+    def metric(self, name=None):
+        return "accuracy" if name is None else name
+
+    def chance(self, ds):
+        return 1.0 / ds.num_classes
+
+    def load_split(self, model, dataset, split="test", data_seed=0, max_examples=None):
+        return load_split(model, dataset, split, data_seed, max_examples)
+
+
+TASK = tasks.register(ClassificationTask())
