@@ -4,6 +4,10 @@ import sys
 
 import typer
 
+# The input error and the value parsing live below the CLI, so that the bridge shares them.
+from bayesft_keras.utils.values import UsageError
+from bayesft_keras.utils.values import parse_values  # noqa: F401  (re-exported)
+
 app = typer.Typer(
     name="bayesft-keras",
     help="ReRAM drift simulation and BayesFT dropout search for Keras 3.",
@@ -16,10 +20,6 @@ app = typer.Typer(
 @app.callback()
 def _root():
     """ReRAM drift simulation and BayesFT dropout search for Keras 3."""
-
-
-class UsageError(Exception):
-    """A problem with the user's input: reported as one line, exit code 2."""
 
 
 def fail(message):
