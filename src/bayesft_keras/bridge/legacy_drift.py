@@ -274,19 +274,7 @@ def evaluate_drift_legacy(
         model, noise=noise, bits=bits, metric=metric, batch_size=batch_size, noisy_bias=noisy_bias
     )
     param = simulator.resolve_param(param)
-    if sigmas is not None:
-        if not validation.is_sigma(param):
-            raise ValueError(
-                f"`sigmas` sweeps a sigma, but the swept parameter is {param!r}: pass "
-                f"`values=` instead. Received: sigmas={sigmas!r}"
-            )
-        values = sigmas
-    if values is None:
-        if not validation.is_sigma(param):
-            raise ValueError(
-                f"`values` is required to sweep {param!r} (the default covers sigma only)."
-            )
-        values = engine.DEFAULT_SIGMAS
+    values = values_lib.sweep_values(param, sigmas, values, engine.DEFAULT_SIGMAS)
     values = simulator.check_values(param, values)
     simulator.set_data(x, y)
     grid = engine.chip_seed_grid(seed, len(values), chips)

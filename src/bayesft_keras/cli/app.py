@@ -4,9 +4,8 @@ import sys
 
 import typer
 
-# The input error and the value parsing live below the CLI, so that the bridge shares them.
+# Below the CLI, so that the bridge's own command line shares it.
 from bayesft_keras.utils.values import UsageError
-from bayesft_keras.utils.values import parse_values  # noqa: F401  (re-exported)
 
 app = typer.Typer(
     name="bayesft-keras",

@@ -1,4 +1,4 @@
-"""Swept values as users write them, and the choice of the swept parameter.
+"""Swept values as users write them, and the choice of the swept parameter and its values.
 
 Shared by the command line and the tf_keras bridge's own command line, which must not import `bayesft_keras.cli`.
 """
@@ -39,6 +39,11 @@ def parse_values(text):
     return values
 
 
+def is_sigma(param):
+    """Whether ``param`` names a sigma: ``sigma``, or ``<i>.sigma`` in a composed noise model."""
+    return param == "sigma" or param.endswith(".sigma")
+
+
 def sweep_param(names, param, noise):
     """The noise parameter to sweep: ``param`` checked against ``names``, or the one sigma.
 
@@ -49,7 +54,7 @@ def sweep_param(names, param, noise):
     """
     names = set(names)
     if param is None:
-        sigmas = sorted(n for n in names if n == "sigma" or n.endswith(".sigma"))
+        sigmas = sorted(n for n in names if is_sigma(n))
         if len(sigmas) == 1:
             return sigmas[0]
         if len(names) == 1:
@@ -64,3 +69,27 @@ def sweep_param(names, param, noise):
             f"{sorted(names)}. Received: param={param!r}"
         )
     return param
+
+
+def sweep_values(param, sigmas, values, default):
+    """The values to sweep ``param`` over: ``sigmas`` (for a sigma), ``values``, or ``default`` (a sigma's).
+
+    Args:
+        param: the swept parameter, from `sweep_param`.
+        sigmas, values: what the caller gave (at most one of them).
+        default: the sweep of a sigma when neither is given.
+    """
+    if sigmas is not None:
+        if not is_sigma(param):
+            raise ValueError(
+                f"`sigmas` sweeps a sigma, but the swept parameter is {param!r}: pass "
+                f"`values=` instead. Received: sigmas={sigmas!r}"
+            )
+        return sigmas
+    if values is None:
+        if not is_sigma(param):
+            raise ValueError(
+                f"`values` is required to sweep {param!r} (the default covers sigma only)."
+            )
+        return default
+    return values
