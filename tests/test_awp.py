@@ -78,6 +78,7 @@ namespace = {}
 exec(compile(STEP_CHECK, "STEP_CHECK", "exec"), namespace)
 
 
+@pytest.mark.slow
 def test_perturbation_has_relative_norm_gamma_per_kernel_and_is_undone_before_the_update():
     ratios, moved, error = namespace["check_step"]()
     assert set(ratios) == {f"{n}/kernel" for n in ("conv1", "conv2", "conv3", "fc1", "output")}
@@ -143,6 +144,7 @@ def test_unsupported_backend_and_model_raise_clear_errors():
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.slow
 def test_other_backends(backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
@@ -162,6 +164,7 @@ def test_other_backends(backend):
     assert f"ok {backend}" in result.stdout
 
 
+@pytest.mark.slow
 def test_ftna_and_awp_run_through_tune(tmp_path):
     from bayesft_keras.tuning.config import TuneConfig
     from bayesft_keras.tuning.search import run_search

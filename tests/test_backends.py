@@ -19,6 +19,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
     not HAS_TORCH and not os.environ.get("CI"),
     reason="torch not installed (pip install torch==2.13.0); CI requires it",
 )
+@pytest.mark.slow
 def test_layer_noise_and_quantizer_tests_pass_on_torch():
     env = dict(os.environ, KERAS_BACKEND="torch")
     env.pop("PYTEST_XDIST_WORKER", None)

@@ -203,11 +203,13 @@ def _keras3_model(weights):
     return model, ds
 
 
+@pytest.mark.slow
 def test_legacy_process_uses_tf_keras(legacy):
     _, result = legacy
     assert result["tf_keras"].startswith("tf_keras")
 
 
+@pytest.mark.slow
 def test_quantized_model_wraps_device_layers_and_trains(legacy):
     _, result = legacy
     assert result["layers"] == ["QuantizeWrapperV2", "QuantizeWrapperV2", "Flatten", "QuantizeWrapperV2"]
@@ -227,6 +229,7 @@ def test_quantized_model_wraps_device_layers_and_trains(legacy):
     assert result["caller_model_untouched_by_qat"]
 
 
+@pytest.mark.slow
 def test_qat_weights_equal_core_quantizer(legacy):
     out, result = legacy
     raw = _arrays(out / "qat_raw.npz")
@@ -251,6 +254,7 @@ def test_qat_weights_equal_core_quantizer(legacy):
     assert result["qat_vs_plain_quantized_max_diff"] < 1e-5
 
 
+@pytest.mark.slow
 def test_bridge_quantizer_equals_core_on_random_tensors(legacy):
     out, result = legacy
     inputs = _arrays(out / "random_in.npz")
@@ -290,6 +294,7 @@ def _check_common_format(report, bits, num_examples):
     assert report.mean()[-1] < report.clean - 0.1
 
 
+@pytest.mark.slow
 def test_drift_report_of_tf_keras_model_matches_core(legacy, tmp_path):
     out, result = legacy
     report = DriftReport.from_json(out / "float_report.json")
@@ -312,6 +317,7 @@ def test_drift_report_of_tf_keras_model_matches_core(legacy, tmp_path):
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_drift_report_of_qat_model_file_uses_its_precision(legacy):
     out, _ = legacy
     report = DriftReport.from_json(out / "qat_report.json")
@@ -326,6 +332,7 @@ def test_drift_report_of_qat_model_file_uses_its_precision(legacy):
     np.testing.assert_allclose(report.chip_metrics, core.chip_metrics, atol=one_example + 1e-12, rtol=0)
 
 
+@pytest.mark.slow
 def test_runner_sweeps_any_device_noise_of_a_saved_model_as_the_core(legacy):
     out, _ = legacy
     folder = out / "runner"
@@ -396,6 +403,7 @@ def _core_environment():
     return env
 
 
+@pytest.mark.slow
 def test_core_process_never_imports_tfmot():
     proc = _run([sys.executable, "-c", _CORE_SCRIPT], _core_environment())
     assert proc.returncode == 0, proc.stderr[-5000:]
@@ -429,6 +437,7 @@ def _invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_cli_evaluate_runs_tf_keras_files_through_the_bridge(legacy, tmp_path):
     out, _ = legacy
     result = _invoke(
@@ -455,6 +464,7 @@ def test_cli_evaluate_runs_tf_keras_files_through_the_bridge(legacy, tmp_path):
         ("float.h5", ["--chips", "0"], r"^Error: `chips` must be an integer >= 1"),
     ],
 )
+@pytest.mark.slow
 def test_cli_evaluate_tf_keras_errors_are_one_line(legacy, tmp_path, name, args, message):
     out, _ = legacy
     (out / "broken.h5").write_text("not a model")

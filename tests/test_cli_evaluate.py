@@ -22,36 +22,6 @@ from bayesft_keras.evaluation import DriftReport  # noqa: E402
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, digits):
-    """A trained plain Keras model, its 4-bit ReRAM version, and non-model files."""
-    folder = tmp_path_factory.mktemp("models")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(8, 3, activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax"),
-        ],
-        name="cnn",
-    )
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(digits.x_train, digits.y_train, epochs=10, verbose=0)
-    model.save(folder / "plain.keras")
-    bk.convert(model, noise=bk.LogNormalDrift(0.5), bits=4).save(folder / "device.keras")
-    flat = keras.Sequential([keras.Input((10,)), keras.layers.Dense(10)])
-    flat.save(folder / "flat.keras")
-    (folder / "text.keras").write_text("not a model")
-    (folder / "notes.txt").write_text("not a model")
-    return folder
-
-
 def _invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -68,6 +38,7 @@ def _cli_subprocess(*args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end_writes_json_csv_png(files, digits, tmp_path):
     result = _cli_subprocess(
         "evaluate", files / "plain.keras", "--dataset", "digits", "--sigmas", "0:1:0.5",
@@ -136,6 +107,7 @@ def test_plot_bad_input_is_one_line(files, tmp_path):
         assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_error_of_the_installed_command_is_one_line(files, tmp_path):
     result = _cli_subprocess(
         "evaluate", files / "plain.keras", "--metric", "no_such_metric", "--chips", "1", cwd=tmp_path

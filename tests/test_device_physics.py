@@ -349,6 +349,7 @@ def test_a_tile_must_hold_a_kernel_position_of_every_row(rng):
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND") == "torch", reason="already on torch")
+@pytest.mark.slow
 def test_device_physics_on_the_torch_backend():
     env = dict(os.environ, KERAS_BACKEND="torch")
     env.pop("PYTEST_XDIST_WORKER", None)
@@ -364,6 +365,7 @@ def test_device_physics_on_the_torch_backend():
 @pytest.mark.skipif(
     importlib.util.find_spec("aihwkit") is None, reason="aihwkit not installed (pip install aihwkit==1.1.0 --no-deps)"
 )
+@pytest.mark.slow
 def test_distributions_agree_with_aihwkit():
     env = dict(os.environ, KERAS_BACKEND="torch")
     result = subprocess.run(

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from bayesft_keras.cli import app
 from bayesft_keras.tuning import distributed
+from bayesft_keras.tuning import launcher as launcher_lib
 
 TRIALS = 4
 # Small enough for 2 shared cores: each trial trains a narrow MLP on the digits.
@@ -177,7 +178,7 @@ def _stand_in(monkeypatch, workers, **env):
     def command(tune_args, directory, chief, worker_id):
         return [sys.executable, "-c", STAND_IN, str(directory), worker_id]
 
-    monkeypatch.setattr(distributed, "tune_command", command)
+    monkeypatch.setattr(launcher_lib, "tune_command", command)
     monkeypatch.setenv("STAND_IN_WORKERS", str(workers))
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -18,31 +18,6 @@ from bayesft_keras import evaluation  # noqa: E402
 from bayesft_keras.data import load  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def trained(digits):
-    """A small CNN trained on the digits (about 90 % test accuracy), softmax output."""
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(8, 3, activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.2),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ],
-        name="digits_cnn",
-    )
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(digits.x_train, digits.y_train, epochs=15, batch_size=32, verbose=0)
-    return model
-
-
 def _accuracy(model, x, y):
     return float(np.mean(np.argmax(model.predict(x, verbose=0, batch_size=512), -1) == y))
 
@@ -282,6 +257,7 @@ print("TORCH-OK", a.clean, a.mean())
     importlib.util.find_spec("torch") is None and not os.environ.get("CI"),
     reason="torch not installed (pip install torch==2.13.0); CI requires it",
 )
+@pytest.mark.slow
 def test_engine_runs_on_torch_backend(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="torch")
     src = str(Path(__file__).resolve().parents[1] / "src")

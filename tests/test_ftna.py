@@ -96,6 +96,7 @@ def test_loss_and_metric_round_trip_through_config():
     assert float(loss(y, 1 - codebook[y])) == 1.0
 
 
+@pytest.mark.slow
 def test_ftna_lenet5_learns_real_digits_and_plugs_into_evaluate_drift(tmp_path):
     # mnist5k: 5,000 real MNIST digits (3,500 train, 1,000 test).
     ds = data.load("mnist5k")

@@ -35,11 +35,6 @@ def set_random_values(hp, hypermodel, seed):
         hp.values[p.name] = float(rng.uniform(p.min_value, p.max_value))
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.load("digits", seed=0)
-
-
 # -- search space ----------------------------------------------------------------------------
 
 
@@ -191,6 +186,7 @@ def test_recipe_learns_digits(digits):
     assert accuracy > 0.85
 
 
+@pytest.mark.slow
 def test_keras_tuner_search_uses_the_hypermodel(digits, tmp_path):
     hm = BayesFTHyperModel(
         "mlp", digits.input_shape, digits.num_classes, width=0.25, epochs=2,
@@ -214,6 +210,7 @@ def test_keras_tuner_search_uses_the_hypermodel(digits, tmp_path):
 # -- noise-injection baseline ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_noise_injection_trains_at_the_injected_sigma_and_evaluates_at_the_target():
     hm = NoiseInjectionHyperModel(
         "mlp", input_shape=(8, 8, 1), width=0.125, noise=bk.LogNormalDrift(0.8),

@@ -66,6 +66,7 @@ BUDGET = 20  # the hand-picked centre, 3 random trials, 16 GP trials
 TOLERANCE = 0.02  # of the optimum's true value 0.30: a little more than one measurement's noise (0.015)
 
 
+@pytest.mark.slow
 def test_gp_search_reaches_the_optimum_region_and_beats_random_search(tmp_path):
     """Within 20 trials, every seed tries a configuration within 0.02 of the optimum (true value >= 0.28).
 

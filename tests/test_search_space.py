@@ -70,6 +70,7 @@ def test_no_dropout_baseline_of_an_extended_search_keeps_the_recipe():
     assert values["dropout_conv1"] == 0.0 and values["init_scale"] == 1.0 and values["learning_rate"] == 0.01
 
 
+@pytest.mark.slow
 def test_warm_start_every_trial_starts_from_the_same_trained_weights(tmp_path):
     from bayesft_keras.tuning.search import run_search
 

@@ -41,6 +41,7 @@ def _records(out):
     }
 
 
+@pytest.mark.slow
 def test_outputs(small_study):
     result, out = small_study
     assert result.trained == 6 and result.reused == 0
@@ -66,6 +67,7 @@ def test_outputs(small_study):
     ]
 
 
+@pytest.mark.slow
 def test_numbers_come_from_the_runs(small_study):
     result, out = small_study
     records = _records(out)
@@ -88,6 +90,7 @@ def test_numbers_come_from_the_runs(small_study):
     assert baseline[2] < baseline[0] - 0.3
 
 
+@pytest.mark.slow
 def test_summary_claims_follow_the_table(small_study):
     result, out = small_study
     rows = _csv_rows(out / "results.csv")
@@ -119,6 +122,7 @@ def test_summary_claims_follow_the_table(small_study):
     }
 
 
+@pytest.mark.slow
 def test_resume_trains_only_missing_runs(small_study):
     _, out = small_study
     records = _records(out)
@@ -210,6 +214,7 @@ def test_cli_bad_input(args, message, tmp_path):
     assert not (tmp_path / "variants").exists()
 
 
+@pytest.mark.slow
 def test_cli_reuses_a_finished_study(small_study):
     _, out = small_study
     result = CliRunner().invoke(app, [

@@ -53,6 +53,7 @@ def _standard_error(chips):
     return chips.std(ddof=1) / np.sqrt(len(chips))
 
 
+@pytest.mark.slow
 def test_best_score_equals_an_independent_evaluation_of_the_saved_model(search):
     best = keras.models.load_model(search.directory / "best_model.keras")
     ds = data.load("mnist5k", seed=SMALL.seed)
@@ -65,6 +66,7 @@ def test_best_score_equals_an_independent_evaluation_of_the_saved_model(search):
     assert abs(float(other.mean()[0]) - search.best.validation_score) < 4 * error
 
 
+@pytest.mark.slow
 def test_tuned_rates_beat_no_dropout_at_the_target_sigma(search):
     bayesft = search.methods["bayesft"].report
     plain = search.methods["no_dropout"].report
@@ -81,6 +83,7 @@ def test_tuned_rates_beat_no_dropout_at_the_target_sigma(search):
         assert low <= value <= high, (name, value)
 
 
+@pytest.mark.slow
 def test_run_directory_holds_every_trial_report_and_plot(search):
     d = search.directory
     for name in ("best_model.keras", "config.json", "summary.md", "reports/comparison.png"):
@@ -105,6 +108,7 @@ def test_run_directory_holds_every_trial_report_and_plot(search):
     assert float(first["dropout_fc1"]) == pytest.approx(0.5) and float(first["dropout_output"]) == pytest.approx(0.3)
 
 
+@pytest.mark.slow
 def test_hparams_event_files_hold_rates_and_metrics(search):
     from tensorboard.backend.event_processing import event_multiplexer
     from tensorboard.plugins.hparams import plugin_data_pb2

@@ -4,7 +4,7 @@ The core of bayesft-keras is Keras 3. tfmot 0.8.1 works only with Keras 2, and
 importing it switches ``tf.keras`` to tf_keras for the whole process, so it
 must never be imported next to the core. This package keeps the two apart:
 
-- Here (safe in any process; only the standard library is imported):
+- Here (safe in any process; tf_keras and tfmot are not imported):
   `evaluate_file` runs a drift sweep of a tf_keras model file in a Keras 2
   subprocess and returns the core's `DriftReport`; `is_legacy_model_path`
   tells tf_keras model files (``.h5``, SavedModel folders) apart.
@@ -27,7 +27,7 @@ _LAZY = {
     "DeviceQuantizeConfig": "tfmot_qat",
     "DeviceWeightQuantizer": "tfmot_qat",
     "evaluate_drift_legacy": "legacy_drift",
-    "load_legacy_model": "legacy_keras",
+    "load_legacy_model": "legacy_drift",
 }
 
 

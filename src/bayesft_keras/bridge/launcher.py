@@ -1,20 +1,23 @@
 """Runs the bridge in a Keras 2 subprocess, from any process (the Keras 3 core's too).
 
-Only the standard library is imported here: a Keras 3 process can call
-`evaluate_file` without ever importing tf_keras or tensorflow-model-optimization.
+Neither tf_keras nor tensorflow-model-optimization is imported here: a Keras 3
+process can call `evaluate_file` without ever importing them.
 The child is ``python -m bayesft_keras.bridge evaluate ...`` with
 ``TF_USE_LEGACY_KERAS=1``; it reports progress as protocol lines on stdout and
 writes the `DriftReport` as JSON, which is read back here.
 """
 
 import collections
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-from bayesft_keras.utils import checks
+
+from bayesft_keras.evaluation import progress as progress_lib
 from bayesft_keras.evaluation import validation
+from bayesft_keras.utils import checks
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 # Lines of the child's output that carry progress: "<prefix> <done> <total>".
@@ -140,7 +143,7 @@ def _run_child(args, progress):
     command = [sys.executable, "-m", "bayesft_keras.bridge"] + list(args)
     tail = collections.deque(maxlen=20)
     error = None
-    with _Progress(progress) as on_progress:
+    with _progress(progress) as on_progress:
         child = subprocess.Popen(
             command,
             env=legacy_environment(),
@@ -173,41 +176,32 @@ def _run_child(args, progress):
     raise ValueError(f"The tf_keras bridge subprocess failed (exit code {returncode}): {last}")
 
 
-class _Progress:
-    """Context manager yielding ``on_progress(done, total)`` for ``progress``."""
+@contextlib.contextmanager
+def _progress(progress):
+    """Yields ``on_progress(done, total)`` for ``progress`` (bool or callable).
 
-    def __init__(self, progress):
-        self.progress = progress
-        self._bar = None
-        self._task = None
-
-    def __enter__(self):
-        if callable(self.progress):
-            return self.progress
-        if not self.progress:
-            return lambda done, total: None
+    The child reports the total with its first progress line, so the shared
+    bar starts then.
+    """
+    if callable(progress) or not progress:
+        yield progress or (lambda done, total: None)
+        return
+    with contextlib.ExitStack() as stack:
+        advance, reported = None, 0
 
         def on_progress(done, total):
-            if self._bar is None:
-                from rich.progress import Progress
+            nonlocal advance, reported
+            if advance is None:
+                advance = stack.enter_context(progress_lib.progress(True, total, "tf_keras drift sweep"))
+            advance(done - reported)
+            reported = done
 
-                self._bar = Progress()
-                self._bar.start()
-                self._task = self._bar.add_task("tf_keras drift sweep", total=total)
-            self._bar.update(self._task, completed=done)
-
-        return on_progress
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.stop()
-        return False
+        yield on_progress
 
 
 def _check_options(values, chips, seed, threshold, bits, max_examples, batch_size):
     # What can be checked without the model, here: no subprocess for bad input.
     from bayesft_keras.device import quantization
-    from bayesft_keras.evaluation import engine
 
     if values is not None:
         validation.check_values(values)

@@ -34,10 +34,12 @@ from bayesft_keras.device import quantization  # noqa: E402
 from bayesft_keras.evaluation import engine  # noqa: E402
 from bayesft_keras.evaluation import metrics as metrics_lib  # noqa: E402
 from bayesft_keras.evaluation.report import DriftReport  # noqa: E402
-from bayesft_keras.device.layers.device_layer import _ChipSeedStream  # noqa: E402
-from bayesft_keras.utils import checks
-from bayesft_keras.evaluation import validation
-from bayesft_keras.evaluation import progress as progress_lib
+from bayesft_keras.device.seeds import SeedStream  # noqa: E402
+from bayesft_keras.bridge import launcher  # noqa: E402
+from bayesft_keras.evaluation import progress as progress_lib  # noqa: E402
+from bayesft_keras.evaluation import validation  # noqa: E402
+from bayesft_keras.utils import checks  # noqa: E402
+from bayesft_keras.utils import values as values_lib  # noqa: E402
 
 
 class _DeviceLayer:
@@ -92,6 +94,7 @@ class LegacyChipSimulator:
         self.noise = noise_lib.get(noise) or noise_lib.LogNormalDrift()
         self.model, precision = _plain_copy(model)
         self.layers = []
+        # tf_keras has no public depth-first walk (`submodules` is breadth-first: other seeds per layer).
         for layer in self.model._flatten_layers(include_self=False, recursive=True):
             if legacy_keras.is_device_layer(layer):
                 layer_bits, per_channel = precision.get(layer.name, (None, True))
@@ -129,23 +132,7 @@ class LegacyChipSimulator:
 
     def resolve_param(self, param=None):
         """The parameter to sweep: ``param`` checked, or the noise model's sigma."""
-        names = set(self.noise.param_names)
-        if param is None:
-            sigmas = sorted(n for n in names if validation.is_sigma(n))
-            if len(sigmas) == 1:
-                return sigmas[0]
-            if len(names) == 1:
-                return next(iter(names))
-            raise ValueError(
-                f"Choose the parameter to sweep: `param` must be one of {sorted(names)} "
-                f"(the parameters of {self.noise!r}). Received: param=None"
-            )
-        if param not in names:
-            raise ValueError(
-                f"`param` must be a parameter of the device noise {self.noise!r}: one of "
-                f"{sorted(names)}. Received: param={param!r}"
-            )
-        return param
+        return values_lib.sweep_param(self.noise.param_names, param, self.noise)
 
     def check_values(self, param, values):
         values = validation.check_values(values)
@@ -165,7 +152,7 @@ class LegacyChipSimulator:
         params = [params[i] for i in range(self.noise.num_params)]
         for i, layer in enumerate(self.layers):
             # Kernel first, then bias, from one seed stream: a ReRAM layer's order.
-            stream = _ChipSeedStream(seeds[i])
+            stream = SeedStream(seeds[i])
             layer.kernel.assign(self.noise.apply(layer.clean_kernel, stream, params))
             if layer.bias is not None:
                 bias = layer.clean_bias
@@ -278,7 +265,7 @@ def evaluate_drift_legacy(
     if sigmas is not None and values is not None:
         raise ValueError("Give `sigmas` or `values`, not both.")
     if isinstance(model_or_path, (str, os.PathLike)):
-        model = legacy_keras.load_legacy_model(model_or_path)
+        model = load_legacy_model(model_or_path)
         if name is None:
             name = os.path.splitext(os.path.basename(os.path.normpath(os.fspath(model_or_path))))[0]
     else:
@@ -287,19 +274,7 @@ def evaluate_drift_legacy(
         model, noise=noise, bits=bits, metric=metric, batch_size=batch_size, noisy_bias=noisy_bias
     )
     param = simulator.resolve_param(param)
-    if sigmas is not None:
-        if not validation.is_sigma(param):
-            raise ValueError(
-                f"`sigmas` sweeps a sigma, but the swept parameter is {param!r}: pass "
-                f"`values=` instead. Received: sigmas={sigmas!r}"
-            )
-        values = sigmas
-    if values is None:
-        if not validation.is_sigma(param):
-            raise ValueError(
-                f"`values` is required to sweep {param!r} (the default covers sigma only)."
-            )
-        values = engine.DEFAULT_SIGMAS
+    values = values_lib.sweep_values(param, sigmas, values, engine.DEFAULT_SIGMAS)
     values = simulator.check_values(param, values)
     simulator.set_data(x, y)
     grid = engine.chip_seed_grid(seed, len(values), chips)
@@ -322,6 +297,39 @@ def evaluate_drift_legacy(
         dataset=dataset,
         chip_seeds=grid,
     )
+
+
+def load_legacy_model(path):
+    """Loads a tf_keras model from an ``.h5`` file or a SavedModel folder (uncompiled).
+
+    Models quantized by `bayesft_keras.bridge.tfmot_qat.quantize_model` (or by
+    tfmot itself) load too.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a loadable tf_keras model.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model file not found: {path}")
+    if not launcher.is_legacy_model_path(path):
+        raise ValueError(
+            f"{path} is not a Keras 2 model file: expected an .h5 file or a SavedModel "
+            "folder (with saved_model.pb)."
+        )
+    # Quantized models need tfmot's wrappers in scope; this is a Keras 2
+    # process, where tfmot may be imported.
+    from bayesft_keras.bridge import tfmot_qat
+
+    try:
+        with tfmot_qat.quantize_scope():
+            model = tf_keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001  (a user's file can fail in any way)
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"Cannot load {path} as a tf_keras model: {reason}") from None
+    if not isinstance(model, tf_keras.Model):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a tf_keras model.")
+    return model
 
 
 def _plain_copy(model):

@@ -1,16 +1,14 @@
 """What the bridge needs to know about Keras 2 (tf_keras) models.
 
 The device layers (the layer types `bayesft_keras.device.convert` puts on the
-crossbar), model checks and loading of h5 / SavedModel files. Importing this
+crossbar) and model checks; `bayesft_keras.bridge.legacy_drift` loads h5 /
+SavedModel files (it needs tfmot's scope, and tfmot_qat needs this module). Importing this
 module requires a Keras 2 process: ``TF_USE_LEGACY_KERAS=1`` set before
 TensorFlow builds ``tf.keras``.
 """
 
-import os
-
 from bayesft_keras.bridge.launcher import LEGACY_KERAS_VARIABLE
 from bayesft_keras.bridge.launcher import is_legacy_process
-from bayesft_keras.bridge.launcher import is_legacy_model_path
 
 if not is_legacy_process():
     raise ImportError(
@@ -64,36 +62,3 @@ def check_legacy_model(model, fn):
         )
     if not model.built:
         raise ValueError(f"`model` of {fn}() must be built. Call it on data or build it first.")
-
-
-def load_legacy_model(path):
-    """Loads a tf_keras model from an ``.h5`` file or a SavedModel folder (uncompiled).
-
-    Models quantized by `bayesft_keras.bridge.tfmot_qat.quantize_model` (or by
-    tfmot itself) load too.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a loadable tf_keras model.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Model file not found: {path}")
-    if not is_legacy_model_path(path):
-        raise ValueError(
-            f"{path} is not a Keras 2 model file: expected an .h5 file or a SavedModel "
-            "folder (with saved_model.pb)."
-        )
-    # Quantized models need tfmot's wrappers in scope; this is a Keras 2
-    # process, where tfmot may be imported.
-    from bayesft_keras.bridge import tfmot_qat
-
-    try:
-        with tfmot_qat.quantize_scope():
-            model = tf_keras.models.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001  (a user's file can fail in any way)
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise ValueError(f"Cannot load {path} as a tf_keras model: {reason}") from None
-    if not isinstance(model, tf_keras.Model):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a tf_keras model.")
-    return model

@@ -14,6 +14,8 @@ import sys
 
 from bayesft_keras.bridge.launcher import PROGRESS_PREFIX
 from bayesft_keras.utils import checks
+from bayesft_keras.utils.values import UsageError
+from bayesft_keras.utils.values import parse_values
 
 _NOISE_NAMES = ("lognormal", "programming", "stuck-at")
 _FORMATS = ("json", "csv", "png")
@@ -92,8 +94,6 @@ def _formats(text):
 
 def evaluate(args):
     """Runs the ``evaluate`` command; returns the `DriftReport`."""
-    from bayesft_keras.cli.evaluate import parse_values
-    from bayesft_keras.evaluation import engine
     from bayesft_keras.evaluation.files import load_data_for
 
     formats = _formats(args.formats)
@@ -101,15 +101,14 @@ def evaluate(args):
     noise = _noise(args.noise)
     checks.positive_int("chips", args.chips)
     checks.seed(args.seed)
-    if args.max_examples is not None and args.max_examples < 1:
-        raise ValueError(f"`max_examples` must be an integer >= 1. Received: max_examples={args.max_examples}")
+    if args.max_examples is not None:
+        checks.positive_int("max_examples", args.max_examples)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out} exists and is not a folder.")
 
     from bayesft_keras.bridge import legacy_drift
-    from bayesft_keras.bridge import legacy_keras
 
-    model = legacy_keras.load_legacy_model(args.model)
+    model = legacy_drift.load_legacy_model(args.model)
     x, y = load_data_for(model, args.dataset, args.split, args.data_seed, args.max_examples)
     name = args.name or os.path.splitext(os.path.basename(os.path.normpath(args.model)))[0]
     if args.progress == "lines":
@@ -150,8 +149,6 @@ def evaluate(args):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    from bayesft_keras.cli.app import UsageError
-
     try:
         if args.command == "evaluate":
             evaluate(args)

@@ -4,6 +4,9 @@ import sys
 
 import typer
 
+# Below the CLI, so that the bridge's own command line shares it.
+from bayesft_keras.utils.values import UsageError
+
 app = typer.Typer(
     name="bayesft-keras",
     help="ReRAM drift simulation and BayesFT dropout search for Keras 3.",
@@ -16,10 +19,6 @@ app = typer.Typer(
 @app.callback()
 def _root():
     """ReRAM drift simulation and BayesFT dropout search for Keras 3."""
-
-
-class UsageError(Exception):
-    """A problem with the user's input: reported as one line, exit code 2."""
 
 
 def fail(message):

@@ -10,35 +10,9 @@ import typer
 from bayesft_keras.cli.app import UsageError
 from bayesft_keras.cli.app import app
 from bayesft_keras.cli.app import user_errors
+from bayesft_keras.utils.values import parse_values
 
 _NOISE_CHOICES = ("lognormal", "programming", "stuck-at")
-
-
-def parse_values(text):
-    """``"start:stop:step"`` (stop included) or ``"a,b,c"`` -> list of floats."""
-    import numpy as np
-
-    text = text.strip()
-    try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) != 3:
-                raise ValueError
-            start, stop, step = parts
-            if step <= 0 or stop < start:
-                raise UsageError(
-                    f"--sigmas {text!r}: need start <= stop and step > 0 in start:stop:step."
-                )
-            count = int(np.floor((stop - start) / step + 1e-6)) + 1
-            return np.round(start + step * np.arange(count), 10).tolist()
-        values = [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise UsageError(
-            f"--sigmas must be start:stop:step or a comma-separated list of numbers. Received: {text!r}"
-        ) from None
-    if not values:
-        raise UsageError("--sigmas is empty.")
-    return values
 
 
 def _noise(name):

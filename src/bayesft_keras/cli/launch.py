@@ -29,7 +29,7 @@ def launch(
     Other options are those of `bayesft-keras tune` and go to every process,
     e.g. `bayesft-keras launch --workers 2 --preset quick --trials 8`.
     """
-    from bayesft_keras.tuning import distributed
+    from bayesft_keras.tuning import launcher
     from bayesft_keras.tuning.config import BASELINES
     from bayesft_keras.tuning.config import load_preset
 
@@ -47,7 +47,7 @@ def launch(
         )
         preset = "detection-quick" if detection else "quick"
     directory = dir or Path("runs") / load_preset(preset).name
-    result = distributed.launch(
+    result = launcher.launch(
         tune_args,
         directory,
         workers,
