@@ -31,6 +31,7 @@ def launch(
     """
     from bayesft_keras.tuning import launcher
     from bayesft_keras.tuning.config import BASELINES
+    from bayesft_keras.cli.tune import default_preset
     from bayesft_keras.tuning.config import load_preset
 
     tune_args = list(ctx.args)
@@ -42,10 +43,7 @@ def launch(
     if preset is not None:
         tune_args = ["--preset", preset, *tune_args]
     else:  # tune's default preset
-        detection = any(a == "--task=detection" for a in tune_args) or any(
-            a == "--task" and b == "detection" for a, b in zip(tune_args, tune_args[1:])
-        )
-        preset = "detection-quick" if detection else "quick"
+        preset = default_preset(_task_of(tune_args))
     directory = dir or Path("runs") / load_preset(preset).name
     result = launcher.launch(
         tune_args,
@@ -85,3 +83,13 @@ def _tail(path, lines=1):
     except OSError:
         return ""
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+def _task_of(tune_args):
+    """The value of `--task` among tune's arguments, or None."""
+    for i, arg in enumerate(tune_args):
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+        if arg == "--task" and i + 1 < len(tune_args):
+            return tune_args[i + 1]
+    return None

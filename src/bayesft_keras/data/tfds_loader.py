@@ -23,7 +23,8 @@ class DatasetNotPreparedError(FileNotFoundError):
     """A tfds dataset is not in the data directory (and nothing is downloaded)."""
 
 
-def _tfds():
+def import_tfds():
+    """`tensorflow_datasets`, imported when first used (it is a TensorFlow-only edge)."""
     import tensorflow_datasets as tfds  # TF-only edge: imported when used
 
     return tfds
@@ -43,7 +44,7 @@ def builder(name, data_dir=None, valid_names=None):
         ValueError: unknown name (listing ``valid_names``), or a dataset that is
             not image classification.
     """
-    tfds = _tfds()
+    tfds = import_tfds()
     try:
         b = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:

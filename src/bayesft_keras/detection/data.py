@@ -17,6 +17,7 @@ import numpy as np
 
 from bayesft_keras.data.dataset import Dataset
 from bayesft_keras.data.dataset import split
+from bayesft_keras.utils import checks
 
 BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max", "class", "crowd")
 PADDING_CLASS = -1
@@ -197,10 +198,10 @@ def digits_detect(
     """
     from sklearn.datasets import load_digits
 
-    num_examples = _check_int("num_examples", num_examples, 3)
-    image_size = _check_int("image_size", image_size, 8)
-    min_digits = _check_int("min_digits", min_digits, 1)
-    max_digits = _check_int("max_digits", max_digits, 1)
+    num_examples = checks.count("num_examples", num_examples, 3)
+    image_size = checks.count("image_size", image_size, 8)
+    min_digits = checks.count("min_digits", min_digits, 1)
+    max_digits = checks.count("max_digits", max_digits, 1)
     if min_digits > max_digits:
         raise ValueError(
             f"`min_digits` must be <= `max_digits`. Received: min_digits={min_digits}, "
@@ -317,8 +318,8 @@ def load_tfds(
         )
     shape = _check_input_shape(input_shape)
     train_split, test_split, crowd_key, default_boxes = _TFDS[name]
-    max_boxes = default_boxes if max_boxes is None else _check_int("max_boxes", max_boxes, 1)
-    tfds = tfds_loader._tfds()
+    max_boxes = default_boxes if max_boxes is None else checks.count("max_boxes", max_boxes, 1)
+    tfds = tfds_loader.import_tfds()
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:  # pragma: no cover (registered in tfds)
@@ -392,12 +393,6 @@ def _pad_boxes(bbox, label, crowd, height, width, max_boxes):
 
 
 # -- checks ----------------------------------------------------------------------
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-    return int(value)
 
 
 def _check_input_shape(input_shape):
