@@ -4,6 +4,7 @@ The bottom layer of the package: nothing here imports from the rest of `bayesft_
 """
 
 from bayesft_keras.device import seeds
+from bayesft_keras.device import walk
 from bayesft_keras.device import quantization
 from bayesft_keras.device import noise
 from bayesft_keras.device import conductance

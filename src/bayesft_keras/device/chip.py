@@ -11,19 +11,19 @@ import numpy as np
 
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
-
-# Seeds stay below 2**30 so that per-draw offsets never overflow int32.
-_SEED_MASK = 0x3FFFFFFF
+from bayesft_keras.device.seeds import layer_seeds
+from bayesft_keras.device.seeds import read_seed_base
+from bayesft_keras.device.walk import walk_layers
 
 
 def device_layers(model):
     """The ReRAM layers of ``model`` that carry a noise model, in a fixed order.
 
-    Nested models and custom layers are searched too.
+    Nested models are searched too (`walk_layers`).
     """
     return [
         layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
+        for layer in walk_layers(model, include_self=True)
         if isinstance(layer, DeviceLayerMixin) and layer.noise is not None and layer.built
     ]
 
@@ -37,35 +37,6 @@ def _require_device_layers(model):
             "`bayesft_keras.convert(model, noise=LogNormalDrift(0.5))`."
         )
     return layers
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
-    return int(seed)
-
-
-def layer_seeds(seed, num_layers):
-    """Independent per-layer chip seeds derived from one chip seed."""
-    seed = _check_seed(seed)
-    return [
-        (np.random.SeedSequence([seed, i]).generate_state(2) & _SEED_MASK).astype("int32")
-        for i in range(num_layers)
-    ]
-
-
-# Read-noise seeds: the chip seed's first word scrambled (so that reads never
-# repeat a chip draw), the second advanced by this much per batch.
-_READ_SALT = 0x2545F491
-READ_STRIDE = 4096
-
-
-def read_seed_base(layer_seed):
-    """The first read seed of a layer's chip (int32 array of shape (2,)); batch ``b`` adds ``[0, b * READ_STRIDE]``."""
-    layer_seed = np.asarray(layer_seed, dtype="int64")
-    return np.stack(
-        [(layer_seed[..., 0] ^ _READ_SALT) & _SEED_MASK, layer_seed[..., 1] & _SEED_MASK], axis=-1
-    ).astype("int32")
 
 
 def resample(model, seed):

@@ -1,4 +1,8 @@
-"""`convert`: put an existing Keras model on a simulated ReRAM device, and back."""
+"""`convert`: put an existing Keras model on a simulated ReRAM device, and back.
+
+`device_copy` is the drift evaluator's variant (keeps a model's own device
+settings); all of them clone through `clone_with_weights`.
+"""
 
 import keras
 
@@ -7,6 +11,7 @@ from bayesft_keras.device import periphery as periphery_lib
 from bayesft_keras.device import quantization
 from bayesft_keras.device.layers import REPLACEMENTS
 from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device.walk import walk_layers
 
 _UNSET = object()
 _DEVICE_KEYS = (
@@ -32,8 +37,23 @@ def _check_model(model, fn):
         raise ValueError(f"`model` of {fn}() must be built. Call it on data or build it first.")
 
 
-def _clone(model, clone_layer):
-    """Clones ``model`` with ``clone_layer``, then copies every weight by name."""
+def clone_with_weights(model, clone_layer, purpose="converted"):
+    """Clones ``model`` layer by layer with ``clone_layer`` and copies every weight by name.
+
+    The one clone-and-copy of the package: `convert`, `to_keras` and the drift
+    evaluator's device copy (`device_copy`) all go through it. Device-state
+    variables (``chip_seed``, ...) are left as the new layers create them.
+
+    Args:
+        model: a built Sequential or Functional `keras.Model`.
+        clone_layer: maps a layer of ``model`` to its new layer.
+        purpose: what the clone is for, in the error message ("converted",
+            "evaluated").
+
+    Returns:
+        ``(clone, weight_pairs)``: the new model and the ``(source, copy)``
+        variable pairs, so that a caller can copy later weights again.
+    """
     pairs = []
 
     def clone_function(layer):
@@ -46,27 +66,72 @@ def _clone(model, clone_layer):
     except ValueError as e:
         raise ValueError(
             "Only Sequential and Functional models (nested ones too) can be "
-            f"converted; {model.name!r} could not be cloned: {e}"
+            f"{purpose}; {model.name!r} could not be cloned: {e}"
         ) from e
-    for old, new in pairs:
-        _copy_weights(old, new)
-    return clone
+    weight_pairs = [pair for old, new in pairs for pair in _weight_pairs(old, new)]
+    for source, target in weight_pairs:
+        target.assign(source.value)
+    return clone, weight_pairs
 
 
-def _copy_weights(old, new):
+def _weight_pairs(old, new):
+    """The ``(old, new)`` variable pairs of two layers, matched by name; device state left out."""
     device_vars = set(DeviceLayerMixin.DEVICE_VARIABLES)
-    old_values = {
-        v.path.split("/")[-1]: v for v in old.weights if v.path.split("/")[-1] not in device_vars
-    }
+    old_values = {_leaf(v): v for v in old.weights if _leaf(v) not in device_vars}
+    pairs = []
     for v in new.weights:
-        name = v.path.split("/")[-1]
+        name = _leaf(v)
         if name in old_values:
-            v.assign(old_values[name].value)
+            pairs.append((old_values[name], v))
         elif name not in device_vars:
             raise ValueError(
                 f"Cannot copy weight {name!r} of layer {new.name!r}: the source "
                 f"layer {old.name!r} has no weight of that name."
             )
+    return pairs
+
+
+def _leaf(variable):
+    return variable.path.split("/")[-1]
+
+
+def device_copy(model, noise=None, bits=None, periphery=None):
+    """A device copy of ``model`` for evaluation, and its ``(source, copy)`` weight pairs.
+
+    A plain Keras model is converted (its `Dense`, `Conv*` and
+    `DepthwiseConv2D` layers get ``noise``, default `LogNormalDrift()`); a
+    model that already has ReRAM layers keeps their device settings, except
+    those given here (``noise``, ``bits``, ``periphery``, each None to keep).
+
+    Args:
+        model: a built Sequential or Functional `keras.Model` (not modified).
+        noise: a `DeviceNoise` instance or None.
+        bits: weight precision or None.
+        periphery: a `Periphery` instance or None.
+    """
+    bits = quantization.validate_bits(bits, "bits")
+    device = [l for l in walk_layers(model) if isinstance(l, DeviceLayerMixin)]
+    own_noise = next((l.noise for l in device if l.noise is not None), None)
+    target = noise or own_noise or noise_lib.LogNormalDrift()
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if isinstance(layer, DeviceLayerMixin):
+            cls = type(layer)
+            if noise is not None or own_noise is None:
+                config["noise"] = noise_lib.serialize(target)
+        elif not device and type(layer) in REPLACEMENTS:
+            cls = REPLACEMENTS[type(layer)]
+            config["noise"] = noise_lib.serialize(target)
+        else:
+            cls = type(layer)
+        if bits is not None and issubclass(cls, DeviceLayerMixin):
+            config["bits"] = bits
+        if periphery is not None and issubclass(cls, DeviceLayerMixin):
+            config["periphery"] = periphery_lib.serialize(periphery)
+        return cls.from_config(config)
+
+    return clone_with_weights(model, clone_layer, purpose="evaluated")
 
 
 def convert(
@@ -119,7 +184,7 @@ def convert(
         config.update(device)
         return target.from_config(config)
 
-    return _clone(model, clone_layer)
+    return clone_with_weights(model, clone_layer)[0]
 
 
 def to_keras(model):
@@ -136,7 +201,7 @@ def to_keras(model):
             return parent.from_config(config)
         return layer.__class__.from_config(layer.get_config())
 
-    return _clone(model, clone_layer)
+    return clone_with_weights(model, clone_layer)[0]
 
 
 def _device_class(layer):

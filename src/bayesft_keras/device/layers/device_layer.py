@@ -21,7 +21,7 @@ from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import periphery as periphery_lib
 from bayesft_keras.device import quantization
 from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream
-from bayesft_keras.device.seeds import _random_seed_dtype
+from bayesft_keras.device.seeds import SEED_DTYPE
 
 
 class ReadSeeds(keras.random.SeedGenerator):
@@ -40,7 +40,7 @@ class ReadSeeds(keras.random.SeedGenerator):
     def next(self, ordered=True):
         value = self.state.value
         self.state.assign(ops.add(value, ops.convert_to_tensor([0, 1], dtype="int32")))
-        return ops.cast(value, _random_seed_dtype())
+        return ops.cast(value, SEED_DTYPE)
 
 
 class DeviceState(keras.layers.Layer):
