@@ -13,7 +13,7 @@ from bayesft_keras.evaluation.engine import evaluate_drift
 from bayesft_keras.evaluation.evaluator import DriftEvaluator
 from bayesft_keras.evaluation.files import evaluate_file
 from bayesft_keras.evaluation.files import load_model_file
-from bayesft_keras.evaluation.plotting import plot_reports
+from bayesft_keras.evaluation.rendering import plot_reports
 from bayesft_keras.evaluation.report import DriftReport
 
 __all__ = [
