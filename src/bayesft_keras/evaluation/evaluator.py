@@ -7,7 +7,7 @@ weights are never touched. The forward pass is compiled once
 of the compiled function (chip seeds mapped onto the ReRAM layers'
 ``chip_seed`` variables through a `keras.StatelessScope`, parameter values
 assigned to ``device_params``), so nothing retraces, noise is sampled inside
-the graph (by the layers, `bayesft_keras.device.sampling`), and the metric is
+the graph (by the layers: `bayesft_keras.device.sampling`), and the metric is
 accumulated inside the graph too.
 
 Chip-fixed noise and read noise stay apart: a chip's realization is a
@@ -25,6 +25,7 @@ from bayesft_keras.device import chip as chip_lib
 from bayesft_keras.device import convert as convert_lib
 from bayesft_keras.device import periphery as periphery_lib
 from bayesft_keras.device import noise as noise_lib
+from bayesft_keras.device import sampling
 from bayesft_keras.device import seeds as seeds_lib
 from bayesft_keras.evaluation import metrics as metrics_lib
 from bayesft_keras.evaluation import validation
@@ -245,9 +246,8 @@ class DriftEvaluator:
         if self._compiled is not None:
             return self._compiled
         model, metric, parallel = self.model, self.metric, self._parallel
-        seed_variables = [layer.chip_seed for layer in self.layers]
-        gain_variables = [layer.noise_enabled for layer in self.layers]
-        read_variables = [self.layers[i].read_seed for i in self._read_index]
+        layers = self.layers
+        read_layers = [self.layers[i] for i in self._read_index]
         output_spec = self._output_spec
 
         def forward(variable_mapping, seeds, reads, gain, states, x, y, batch):
@@ -256,9 +256,7 @@ class DriftEvaluator:
             def one_chip(elems):
                 seed, read, state = elems
                 mapping = list(variable_mapping)
-                mapping += [(v, seed[i]) for i, v in enumerate(seed_variables)]
-                mapping += [(v, gain) for v in gain_variables]
-                mapping += [(v, read[i] + offset) for i, v in enumerate(read_variables)]
+                mapping += sampling.chip_mapping(layers, read_layers, seed, read, gain, offset)
                 with keras.StatelessScope(state_mapping=mapping):
                     y_pred = model(x, training=False)
                 return metric.update(state, y, y_pred) if metric.in_graph else y_pred
@@ -270,7 +268,7 @@ class DriftEvaluator:
             return map_chips(one_chip, (seeds, reads, states), specs, parallel=parallel)
 
         self._compiled = compile_forward(
-            forward, model, seed_variables + gain_variables + read_variables, jit_compile=self.jit_compile
+            forward, model, sampling.chip_variables(layers, read_layers), jit_compile=self.jit_compile
         )
         return self._compiled
 

@@ -9,103 +9,18 @@ At inference the noise realization is one simulated *chip*: it is drawn from the
 layer's ``chip_seed`` variable, so every batch sees the same realization until
 the chip is resampled (`bayesft_keras.resample`). Noise parameters and an on/off
 switch are variables too, so sweeps and clean evaluation never retrace or
-rebuild a compiled model.
+rebuild a compiled model. Which draw a call makes, and from which seed, is
+`bayesft_keras.device.sampling`'s.
 """
 
-import random
-
 import keras
-from keras import ops
 
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import periphery as periphery_lib
 from bayesft_keras.device import quantization
-from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream
-from bayesft_keras.device.seeds import SEED_DTYPE
-
-
-class ReadSeeds(keras.random.SeedGenerator):
-    """A `SeedGenerator` on an existing int32 variable: a new seed for every draw of every pass.
-
-    The variable is the layer's ``read_seed``: eager calls, ``model.predict``
-    and compiled functions advance it; the drift evaluator maps it to a value
-    per chip and batch (`keras.StatelessScope`).
-    """
-
-    def __init__(self, variable):  # pylint: disable=super-init-not-called
-        self.state = variable
-        self._initial_seed = 0  # read by the torch backend's dropout
-        self.name = "read_seeds"
-
-    def next(self, ordered=True):
-        value = self.state.value
-        self.state.assign(ops.add(value, ops.convert_to_tensor([0, 1], dtype="int32")))
-        return ops.cast(value, SEED_DTYPE)
-
-
-class DeviceState(keras.layers.Layer):
-    """The state of one layer's simulated chip (no trainable weights).
-
-    Args:
-        params: initial values of the noise model's parameters.
-        read_noise: whether the layer draws noise on every read (then it gets
-            a ``read_seed`` variable).
-        read_seed: initial value of ``read_seed[0]`` (None: random).
-
-    Variables:
-        chip_seed: the seed of the current noise realization, shape (2,).
-        device_params: the noise model's parameters, shape (len(params),).
-        noise_enabled: 1.0 applies the noise, 0.0 leaves weights clean.
-        read_seed: the seed of the next read's noise, shape (2,) (with
-            ``read_noise`` only).
-    """
-
-    def __init__(self, params=(), read_noise=False, read_seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.params = [float(p) for p in params]
-        self.read_noise = bool(read_noise)
-        self.initial_read_seed = read_seed
-
-    def build(self, input_shape=None):
-        self.chip_seed = self.add_weight(
-            name="chip_seed", shape=(2,), dtype="int32", initializer="zeros", trainable=False
-        )
-        self.device_params = self.add_weight(
-            name="device_params",
-            shape=(len(self.params),),
-            dtype="float32",
-            initializer=keras.initializers.Constant(self.params) if self.params else "zeros",
-            trainable=False,
-            autocast=False,
-        )
-        self.noise_enabled = self.add_weight(
-            name="noise_enabled",
-            shape=(),
-            dtype="float32",
-            initializer="ones",
-            trainable=False,
-            autocast=False,
-        )
-        if self.read_noise:
-            start = self.initial_read_seed
-            if start is None:
-                start = random.randint(1, 2**30)
-            self.read_seed = self.add_weight(
-                name="read_seed",
-                shape=(2,),
-                dtype="int32",
-                initializer=keras.initializers.Constant([int(start) & 0x3FFFFFFF, 0]),
-                trainable=False,
-            )
-            self.read_seeds = ReadSeeds(self.read_seed)
-        self.built = True
-
-    def get_config(self):
-        config = super().get_config()
-        config["params"] = self.params
-        config["read_noise"] = self.read_noise
-        config["read_seed"] = self.initial_read_seed
-        return config
+from bayesft_keras.device import sampling
+from bayesft_keras.device.sampling import DeviceState
+from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream  # noqa: F401  (older imports)
 
 
 class DeviceLayerMixin:
@@ -199,51 +114,20 @@ class DeviceLayerMixin:
 
     # -- per-call weight derivation -------------------------------------------
 
-    def _noise_seed(self, training):
-        """The seed source for this call, or None when no noise applies."""
-        if self.noise is None:
-            return None
-        if training:
-            return self._train_seed_generator if self.train_noise else None
-        return _ChipSeedStream(self.chip_seed)
-
-    def _read_seeds(self, training):
-        """The seed source of this pass's read noise, or None when none applies."""
-        if not self.has_read_noise or (training and not self.train_noise):
-            return None
-        return ReadSeeds(self.device_state.read_seed)
-
-    def _gained_params(self):
-        gain = self.noise_enabled
-        return [self.device_params[i] * gain for i in range(self.noise.num_params)]
-
-    def _noisy(self, w, seed, programming=False):
-        params = self._gained_params()
-        if programming:
-            params = self.noise.programming_params(params)
-        out = self.noise.apply(w, seed, params)
-        if not self.noise.exact_identity:
-            # Through conductances and back is not bit-exact: switched off means untouched.
-            out = ops.where(self.noise_enabled > 0, out, w)
-        return out
-
-    def _read(self, w, seeds):
-        return self.noise.read(w, seeds, self._gained_params())
-
     def _device_kernel(self, kernel, seed):
         w = quantization.quantize_weight(
             kernel, self.bits, self._kernel_channel_axes, self.per_channel
         )
-        return w if seed is None else self._noisy(w, seed)
+        return w if seed is None else sampling.sample_chip(self, w, seed)
 
     def _device_bias(self, bias, seed, read_seeds=None):
         # A bias is one crossbar row: one range for the whole vector.
         b = quantization.quantize_weight(bias, self.bits, per_channel=False)
         if seed is None or not self.noisy_bias:
             return b
-        b = self._noisy(b, seed)
+        b = sampling.sample_chip(self, b, seed)
         if read_seeds is not None and self.noise.has_read_noise:
-            b = self._read(b, read_seeds)
+            b = sampling.sample_read(self, b, read_seeds)
         return b
 
     def _crossbar(self, inputs, op, training, channel_axis=-1, rows_per_input=1, tiled=True):
@@ -251,23 +135,23 @@ class DeviceLayerMixin:
 
         Returns ``(outputs, seed, read_seeds)``; the bias takes the same seeds.
         """
-        seed = self._noise_seed(training)
-        read_seeds = self._read_seeds(training)
+        seed = sampling.chip_seeds(self, training)
+        read_seeds = sampling.read_seeds(self, training)
         inputs = quantization.quantize_activation(inputs, self.input_bits)
         target = quantization.quantize_weight(
             self.kernel, self.bits, self._kernel_channel_axes, self.per_channel
         )
-        chip = target if seed is None else self._noisy(target, seed)
+        chip = target if seed is None else sampling.sample_chip(self, target, seed)
         kernel = chip
         if read_seeds is not None and self.noise is not None and self.noise.has_read_noise:
-            kernel = self._read(chip, read_seeds)
+            kernel = sampling.sample_read(self, chip, read_seeds)
         if self.periphery is None:
             outputs = op(inputs, kernel)
             return quantization.quantize_activation(outputs, self.output_bits), seed, read_seeds
         reference = None
         if self.periphery.drift_compensation and seed is not None and not training:
             # The same chip right after programming: a fresh stream repeats its draws.
-            reference = self._noisy(target, _ChipSeedStream(self.chip_seed), programming=True)
+            reference = sampling.sample_chip(self, target, sampling.chip_seeds(self, False), programming=True)
         periphery = self.periphery if tiled else periphery_lib.Periphery(
             out_noise=self.periphery.out_noise,
             out_bound=self.periphery.out_bound,
@@ -295,7 +179,7 @@ class DeviceLayerMixin:
         )
         if self.noise is None:
             return target
-        return self._noisy(target, _ChipSeedStream(self.chip_seed))
+        return sampling.sample_chip(self, target, sampling.chip_seeds(self, False))
 
     def _device_config(self):
         return {
