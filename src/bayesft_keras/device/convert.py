@@ -10,22 +10,9 @@ from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import periphery as periphery_lib
 from bayesft_keras.device import quantization
 from bayesft_keras.device.layers import REPLACEMENTS
+from bayesft_keras.device.layers.device_layer import DEVICE_ARGS
 from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 from bayesft_keras.device.walk import walk_layers
-
-_UNSET = object()
-_DEVICE_KEYS = (
-    "noise",
-    "bits",
-    "per_channel",
-    "input_bits",
-    "output_bits",
-    "noisy_bias",
-    "train_noise",
-    "seed",
-    "periphery",
-)
-
 
 def _check_model(model, fn):
     if not isinstance(model, keras.Model):
@@ -134,18 +121,7 @@ def device_copy(model, noise=None, bits=None, periphery=None):
     return clone_with_weights(model, clone_layer, purpose="evaluated")
 
 
-def convert(
-    model,
-    noise=None,
-    bits=None,
-    per_channel=True,
-    input_bits=None,
-    output_bits=None,
-    noisy_bias=True,
-    train_noise=False,
-    seed=None,
-    periphery=None,
-):
+def convert(model, noise=None, **device_args):
     """Returns a copy of ``model`` computed on a simulated ReRAM device.
 
     Every `Dense`, `Conv1D`, `Conv2D` and `DepthwiseConv2D` layer (in nested
@@ -155,26 +131,24 @@ def convert(
 
     Args:
         model: a built Sequential or Functional `keras.Model`.
-        noise: the device noise model (`bayesft_keras.device.noise`), or None.
-        bits, per_channel, input_bits, output_bits, noisy_bias, train_noise,
-            seed, periphery: the device arguments of the ReRAM layers (see
-            `ReRAMDense`).
+        noise: the device noise model (`bayesft_keras.device.noise`), or `None`.
+        **device_args: the other device arguments of the ReRAM layers
+            (`bits`, `per_channel`, `input_bits`, `output_bits`, `noisy_bias`,
+            `train_noise`, `seed`, `periphery`; see `ReRAMDense`), at the
+            layers' defaults when left out.
 
     Returns:
         A new `keras.Model`.
     """
     _check_model(model, "convert")
-    device = {
-        "noise": noise_lib.serialize(noise_lib.get(noise)),
-        "bits": quantization.validate_bits(bits, "bits"),
-        "per_channel": per_channel,
-        "input_bits": quantization.validate_bits(input_bits, "input_bits"),
-        "output_bits": quantization.validate_bits(output_bits, "output_bits"),
-        "noisy_bias": noisy_bias,
-        "train_noise": train_noise,
-        "seed": seed,
-        "periphery": periphery_lib.serialize(periphery_lib.get(periphery)),
-    }
+    unknown = sorted(set(device_args) - set(DEVICE_ARGS))
+    if unknown:
+        raise TypeError(f"convert() got an unexpected keyword argument {unknown[0]!r}")
+    device = {**DEVICE_ARGS, **device_args}
+    device["noise"] = noise_lib.serialize(noise_lib.get(noise))
+    for name in ("bits", "input_bits", "output_bits"):
+        device[name] = quantization.validate_bits(device[name], name)
+    device["periphery"] = periphery_lib.serialize(periphery_lib.get(device["periphery"]))
 
     def clone_layer(layer):
         target = _device_class(layer)
@@ -197,7 +171,7 @@ def to_keras(model):
     def clone_layer(layer):
         if isinstance(layer, DeviceLayerMixin):
             parent = _keras_class(layer)
-            config = {k: v for k, v in layer.get_config().items() if k not in _DEVICE_KEYS}
+            config = {k: v for k, v in layer.get_config().items() if k not in DEVICE_ARGS}
             return parent.from_config(config)
         return layer.__class__.from_config(layer.get_config())
 

@@ -14,6 +14,7 @@ rebuild a compiled model. Which draw a call makes, and from which seed, is
 """
 
 import keras
+from keras import ops
 
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import periphery as periphery_lib
@@ -21,59 +22,92 @@ from bayesft_keras.device import quantization
 from bayesft_keras.device import sampling
 from bayesft_keras.device.sampling import DeviceState
 from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream  # noqa: F401  (older imports)
+from bayesft_keras.utils import checks
+
+
+# The device arguments of every ReRAM layer (and of `convert`), with their defaults.
+DEVICE_ARGS = {
+    "noise": None,
+    "bits": None,
+    "per_channel": True,
+    "input_bits": None,
+    "output_bits": None,
+    "noisy_bias": True,
+    "train_noise": False,
+    "seed": None,
+    "periphery": None,
+}
+
+# Their documentation, shared by the layers' docstrings.
+DEVICE_ARGS_DOC = """
+        noise: a device noise model (`bayesft_keras.device.noise`), e.g.
+            `LogNormalDrift(0.5)`, applied at inference as one fixed chip
+            realization; `None` for an ideal device.
+        bits: weight precision of the device; the kernel is fake-quantized
+            to `2**bits - 1` symmetric levels in training and inference
+            (straight-through gradient). `None` for full precision.
+        per_channel: one quantization range per output channel (`True`) or
+            one for the whole kernel (`False`).
+        input_bits: DAC precision of the inputs (per-sample range), or `None`.
+        output_bits: ADC precision of the crossbar outputs, before bias and
+            activation (per-sample range), or `None`.
+        noisy_bias: whether the bias drifts too, as every parameter does in
+            the BayesFT authors' code.
+        train_noise: apply fresh noise in every training step as well
+            (noise-injection training). Off by default: training sees the
+            quantized weights only.
+        seed: seed of the training-time noise draws (and of the first read).
+        periphery: a `bayesft_keras.device.periphery.Periphery`: tiles, ADC
+            range and noise, global drift compensation; `None` for one ideal
+            crossbar."""
+
+
+def pop_device_args(kwargs):
+    """Removes the device arguments from a layer's ``kwargs``; returns them, defaults filled in."""
+    return {name: kwargs.pop(name, default) for name, default in DEVICE_ARGS.items()}
 
 
 class DeviceLayerMixin:
     """Adds ReRAM device behaviour to a Keras layer with a kernel (and bias).
 
-    Subclasses call `_init_device` in ``__init__``, `_build_device` at the end
-    of ``build``, and obtain the weights to compute with from
-    `_device_kernel` / `_device_bias`.
+    A subclass's ``__init__`` takes the device arguments out of its kwargs
+    (`pop_device_args`), calls the Keras layer's ``__init__`` with the rest,
+    then `_init_device`; ``build`` and ``get_config`` are the mixin's. The
+    weights to compute with come from `_crossbar` and `_device_bias`.
     """
 
     # Axes of the kernel that index output channels (per-channel quantization).
     _kernel_channel_axes = (-1,)
 
-    def _init_device(
-        self,
-        noise=None,
-        bits=None,
-        per_channel=True,
-        input_bits=None,
-        output_bits=None,
-        noisy_bias=True,
-        train_noise=False,
-        seed=None,
-        periphery=None,
-    ):
-        self.noise = noise_lib.get(noise)
-        self.periphery = periphery_lib.get(periphery)
-        self.bits = quantization.validate_bits(bits, "bits")
-        self.input_bits = quantization.validate_bits(input_bits, "input_bits")
-        self.output_bits = quantization.validate_bits(output_bits, "output_bits")
-        for name, value in (
-            ("per_channel", per_channel),
-            ("noisy_bias", noisy_bias),
-            ("train_noise", train_noise),
-        ):
-            if not isinstance(value, bool):
-                raise ValueError(
-                    f"`{name}` must be a bool. Received: {name}={value!r}"
-                )
-        if train_noise and self.noise is None:
+    def _init_device(self, device):
+        """Validates and stores the device arguments (a dict from `pop_device_args`)."""
+        self.noise = noise_lib.get(device["noise"])
+        self.periphery = periphery_lib.get(device["periphery"])
+        for name in ("bits", "input_bits", "output_bits"):
+            setattr(self, name, quantization.validate_bits(device[name], name))
+        for name in ("per_channel", "noisy_bias", "train_noise"):
+            setattr(self, name, checks.boolean(name, device[name]))
+        if self.train_noise and self.noise is None:
             raise ValueError(
                 "`train_noise=True` needs a device noise model. Received: noise=None"
             )
+        seed = device["seed"]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
-        self.per_channel = per_channel
-        self.noisy_bias = noisy_bias
-        self.train_noise = train_noise
         self.seed = seed
         # Fresh draws for every training step when training with noise.
         self._train_seed_generator = (
-            keras.random.SeedGenerator(seed) if train_noise else None
+            keras.random.SeedGenerator(seed) if self.train_noise else None
         )
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_device()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._device_config())
+        return config
 
     @property
     def has_read_noise(self):
@@ -182,17 +216,27 @@ class DeviceLayerMixin:
         return sampling.sample_chip(self, target, sampling.chip_seeds(self, False))
 
     def _device_config(self):
-        return {
-            "noise": noise_lib.serialize(self.noise),
-            "bits": self.bits,
-            "per_channel": self.per_channel,
-            "input_bits": self.input_bits,
-            "output_bits": self.output_bits,
-            "noisy_bias": self.noisy_bias,
-            "train_noise": self.train_noise,
-            "seed": self.seed,
-            "periphery": periphery_lib.serialize(self.periphery),
-        }
+        config = {name: getattr(self, name) for name in DEVICE_ARGS}
+        config["noise"] = noise_lib.serialize(self.noise)
+        config["periphery"] = periphery_lib.serialize(self.periphery)
+        return config
+
+    def _add_conv_bias(self, outputs, seed, read_seeds, channels):
+        """Conv outputs plus the device bias (on the channel axis of `data_format`), then the activation."""
+        if self.use_bias:
+            if self.data_format == "channels_last":
+                bias_shape = (1,) * (self.rank + 1) + (channels,)
+            else:
+                bias_shape = (1, channels) + (1,) * self.rank
+            bias = ops.reshape(self._device_bias(self.bias, seed, read_seeds), bias_shape)
+            outputs = ops.add(outputs, bias)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
+    @property
+    def _channel_axis(self):
+        return -1 if getattr(self, "data_format", "channels_last") == "channels_last" else 1
 
     # Names of the variables that only the device state adds (not copied by
     # `convert` from a plain Keras layer).
