@@ -14,6 +14,7 @@ from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
 from bayesft_keras.device.seeds import layer_seeds
 from bayesft_keras.device.seeds import read_seed_base
 from bayesft_keras.device.walk import walk_layers
+from bayesft_keras.utils import checks
 
 
 def device_layers(model):
@@ -62,19 +63,14 @@ def resample(model, seed):
 def chip(model, seed):
     """Context manager: evaluate ``model`` as chip ``seed``, then restore the previous chip."""
     layers = _require_device_layers(model)
-    saved = [layer.chip_seed.numpy() for layer in layers]
-    resample(model, seed)
-    try:
+    with _restored([layer.chip_seed for layer in layers]):
+        resample(model, seed)
         yield model
-    finally:
-        for layer, value in zip(layers, saved):
-            layer.chip_seed.assign(value)
 
 
 def set_noise_enabled(model, enabled):
     """Switches device noise on or off in every ReRAM layer (quantization stays)."""
-    if not isinstance(enabled, bool):
-        raise ValueError(f"`enabled` must be a bool. Received: enabled={enabled!r}")
+    checks.boolean("enabled", enabled)
     for layer in device_layers(model):
         layer.noise_enabled.assign(1.0 if enabled else 0.0)
 
@@ -82,14 +78,20 @@ def set_noise_enabled(model, enabled):
 @contextlib.contextmanager
 def noise_off(model):
     """Context manager: clean (noise-free) evaluation, then restore the previous state."""
-    layers = device_layers(model)
-    saved = [float(layer.noise_enabled.numpy()) for layer in layers]
-    set_noise_enabled(model, False)
-    try:
+    with _restored([layer.noise_enabled for layer in device_layers(model)]):
+        set_noise_enabled(model, False)
         yield model
+
+
+@contextlib.contextmanager
+def _restored(variables):
+    """Restores the values of ``variables`` on exit."""
+    saved = [variable.numpy() for variable in variables]
+    try:
+        yield
     finally:
-        for layer, value in zip(layers, saved):
-            layer.noise_enabled.assign(value)
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
 
 
 def set_noise(model, noise):
