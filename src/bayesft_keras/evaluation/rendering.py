@@ -5,7 +5,10 @@ Works on any object with a `DriftReport`'s public attributes and summaries
 import the report module, which keeps the report a plain data class.
 """
 
+import io
 import os
+
+from bayesft_keras.utils import files
 
 _PARAM_LABELS = {"sigma": "drift σ (w' = w·exp(θ), θ ~ N(0, σ²))"}
 
@@ -69,12 +72,15 @@ def plot_reports(reports, path, labels=None, title=None):
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
-    path = os.fspath(path)
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
+
+
+def save_png(figure, path):
+    """Writes a matplotlib ``figure`` to ``path`` as PNG, atomically (folders are created); returns ``path``."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    files.write_bytes(path, buffer.getvalue())
+    return os.fspath(path)
 
 
 def report_table(report):
