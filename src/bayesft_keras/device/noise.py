@@ -228,11 +228,16 @@ class Compose(DeviceNoise):
     def params(self):
         return [p for m in self.models for p in m.params()]
 
-    def apply(self, w, seed, params):
+    def _per_model(self, params):
+        """``(model, its parameters)`` for each model, ``params`` split in order."""
         params = list(params)
         for m in self.models:
-            w = m.apply(w, seed, params[: m.num_params])
+            yield m, params[: m.num_params]
             params = params[m.num_params :]
+
+    def apply(self, w, seed, params):
+        for m, own in self._per_model(params):
+            w = m.apply(w, seed, own)
         return w
 
     @property
@@ -248,18 +253,12 @@ class Compose(DeviceNoise):
         return all(m.exact_identity for m in self.models)
 
     def read(self, w, seed, params):
-        params = list(params)
-        for m in self.models:
-            w = m.read(w, seed, params[: m.num_params])
-            params = params[m.num_params :]
+        for m, own in self._per_model(params):
+            w = m.read(w, seed, own)
         return w
 
     def programming_params(self, params):
-        params, out = list(params), []
-        for m in self.models:
-            out += m.programming_params(params[: m.num_params])
-            params = params[m.num_params :]
-        return out
+        return [p for m, own in self._per_model(params) for p in m.programming_params(own)]
 
     def with_params(self, **values):
         per_model = [dict() for _ in self.models]
