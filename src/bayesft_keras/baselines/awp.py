@@ -35,7 +35,7 @@ import numpy as np
 from keras import ops
 
 from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
-from bayesft_keras.device.layers.device_layer import _ChipSeedStream
+from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream
 
 # The authors' settings (BayesFTNA utilis.fit_one_cycle_adv, utils_awp.py).
 GAMMA = 0.01

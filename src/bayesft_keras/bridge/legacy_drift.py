@@ -34,7 +34,7 @@ from bayesft_keras.device import quantization  # noqa: E402
 from bayesft_keras.evaluation import engine  # noqa: E402
 from bayesft_keras.evaluation import metrics as metrics_lib  # noqa: E402
 from bayesft_keras.evaluation.report import DriftReport  # noqa: E402
-from bayesft_keras.device.layers.device_layer import _ChipSeedStream  # noqa: E402
+from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream  # noqa: E402
 from bayesft_keras.utils import checks
 from bayesft_keras.evaluation import validation
 from bayesft_keras.evaluation import progress as progress_lib
