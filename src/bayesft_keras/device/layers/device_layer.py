@@ -67,6 +67,10 @@ def pop_device_args(kwargs):
     return {name: kwargs.pop(name, default) for name, default in DEVICE_ARGS.items()}
 
 
+def _state_variable(name, doc):
+    return property(lambda layer: getattr(layer.device_state, name), doc=doc)
+
+
 class DeviceLayerMixin:
     """Adds ReRAM device behaviour to a Keras layer with a kernel (and bias).
 
@@ -129,22 +133,13 @@ class DeviceLayerMixin:
             )
             self.device_state.build()
 
-    @property
-    def chip_seed(self):
-        return self.device_state.chip_seed
-
-    @property
-    def device_params(self):
-        return self.device_state.device_params
-
-    @property
-    def noise_enabled(self):
-        return self.device_state.noise_enabled
-
-    @property
-    def read_seed(self):
-        """The seed of the next read's noise (layers with read or ADC noise only)."""
-        return self.device_state.read_seed
+    # The device-state variables (`DeviceState`), read through the layer.
+    chip_seed = _state_variable("chip_seed", "The seed of the current chip's noise realization.")
+    device_params = _state_variable("device_params", "The noise model's parameter values.")
+    noise_enabled = _state_variable("noise_enabled", "1.0: device noise on, 0.0: off.")
+    read_seed = _state_variable(
+        "read_seed", "The seed of the next read's noise (layers with read or ADC noise only)."
+    )
 
     # -- per-call weight derivation -------------------------------------------
 
