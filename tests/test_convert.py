@@ -111,3 +111,15 @@ def test_convert_rejects_what_it_cannot_convert():
         bk.convert(custom)
     with pytest.raises(ValueError, match="bits"):
         bk.convert(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), bits=99)
+
+
+def test_walk_layers_keeps_keras_own_order_on_public_api():
+    # The order fixes which per-layer seed each ReRAM layer of a chip gets.
+    from bayesft_keras.device.walk import walk_layers
+
+    model = bk.convert(_functional_with_nested_model(), noise=bk.LogNormalDrift(0.5))
+    hidden = (keras.layers.InputLayer, bk.device.sampling.DeviceState)
+    private = [l for l in model._flatten_layers(include_self=True) if not isinstance(l, hidden)]
+    public = [l for l in walk_layers(model, include_self=True) if not isinstance(l, keras.layers.InputLayer)]
+    assert [id(l) for l in public] == [id(l) for l in private]
+    assert walk_layers(keras.layers.Dense(2)) == []

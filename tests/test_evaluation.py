@@ -1,6 +1,5 @@
 """Monte Carlo drift evaluation: statistics, reproducibility, chips, metrics, bad input."""
 
-import gc
 import importlib.util
 import os
 import subprocess
@@ -171,24 +170,25 @@ def test_metrics_accuracy_keras_metrics_and_callables(trained, digits):
     assert loss.mean()[1] > loss.clean  # drift makes the loss worse
 
 
-def test_drift_score_is_the_report_mean_and_follows_the_weights(trained, digits):
+def test_a_kept_evaluator_is_the_report_mean_and_follows_the_weights(trained, digits):
+    # The tuner's pattern: one compiled evaluator, the model's weights copied in again.
     x, y = digits.x_test, digits.y_test
     report = bk.evaluate_drift(trained, (x, y), sigmas=[0.8], chips=6, seed=3, progress=False)
     model = keras.models.clone_model(trained)
     model.set_weights(trained.get_weights())
-    score = evaluation.drift_score(model, x, y, sigma=0.8, chips=6, seed=3)
-    assert score == report.mean()[0]
-    assert evaluation.drift_score(model, x, y, sigma=0.8, chips=6, seed=3) == score  # cached evaluator
-    # The cached evaluator copies the model's current weights at each call.
+    evaluator = evaluation.DriftEvaluator(model)
+    evaluator.set_data(x, y)
+    grid = evaluation.chip_seed_grid(3, 1, 6)
+
+    def score():
+        evaluator.sync_weights()
+        return float(np.mean(evaluator.sweep("sigma", [0.8], grid)))
+
+    assert score() == report.mean()[0]
+    assert score() == report.mean()[0]  # the same compiled pass again
+    # `sync_weights` copies the model's current weights.
     model.set_weights([np.zeros_like(w) for w in model.get_weights()])
-    assert evaluation.drift_score(model, x, y, sigma=0.8, chips=6, seed=3) == pytest.approx(
-        np.mean(y == 0)
-    )
-    # ... and is dropped with the model.
-    assert model in evaluation.engine._EVALUATORS
-    del model
-    gc.collect()
-    assert len(evaluation.engine._EVALUATORS) == 0
+    assert score() == pytest.approx(np.mean(y == 0))
 
 
 @pytest.mark.parametrize(
@@ -248,7 +248,9 @@ assert np.all(a.chip_metrics[0] == a.clean) and np.unique(a.chip_metrics[1]).siz
 device = bk.convert(model, noise=bk.LogNormalDrift(1.0))
 bk.resample(device, int(a.chip_seeds[1, 0]))
 assert a.chip_metrics[1, 0] == np.mean(np.argmax(device.predict(x, verbose=0), -1) == y)
-assert evaluation.drift_score(model, x, y, sigma=0.0, chips=2) == a.clean
+ev = evaluation.DriftEvaluator(model)
+ev.set_data(x, y)
+assert ev.sweep("sigma", [0.0], evaluation.chip_seed_grid(0, 1, 2)).mean() == a.clean
 print("TORCH-OK", a.clean, a.mean())
 """
 

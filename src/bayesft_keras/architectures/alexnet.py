@@ -42,10 +42,5 @@ def build(builder, x, num_classes):
     return builder.classify(x, num_classes)
 
 
-ALEXNET = Architecture(
-    name="alexnet",
-    build=build,
-    plan=plan,
-    default_input_shape=(32, 32, 3),
-    summary="CIFAR AlexNet: 5 convs (64, 192, 384, 256, 256), linear classifier",
-)
+ALEXNET = Architecture("alexnet", build, plan, (32, 32, 3),
+    summary="CIFAR AlexNet: 5 convs (64, 192, 384, 256, 256), linear classifier")

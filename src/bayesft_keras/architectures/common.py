@@ -19,6 +19,7 @@ from bayesft_keras.device import quantization
 from bayesft_keras.device.layers import ReRAMConv2D
 from bayesft_keras.device.layers import ReRAMDense
 from bayesft_keras.device.layers import ReRAMDepthwiseConv2D
+from bayesft_keras.device.walk import walk_layers
 
 NORMALIZATIONS = ("none", "batch", "layer", "group")
 # Weight initializations (`Settings.init`); see `Builder._initializers`.
@@ -294,7 +295,7 @@ def dropout_layers(model, site):
     pattern = re.compile(rf"dropout_{re.escape(site)}(_\d+)?")
     return [
         layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in walk_layers(model)
         if isinstance(layer, keras.layers.Dropout | keras.layers.SpatialDropout2D)
         and pattern.fullmatch(layer.name)
     ]

@@ -4,6 +4,8 @@ import math
 
 import keras
 
+from bayesft_keras.device.walk import walk_layers
+
 
 def flops(model):
     """FLOPs of one example through the conv and dense layers of ``model``.
@@ -17,7 +19,7 @@ def flops(model):
         model: a built functional or Sequential `keras.Model`.
     """
     macs = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in walk_layers(model):
         if not isinstance(
             layer, keras.layers.Dense | keras.layers.Conv1D | keras.layers.Conv2D
             | keras.layers.DepthwiseConv2D

@@ -45,11 +45,5 @@ def build(builder, x, num_classes):
     return builder.classify(x, num_classes)
 
 
-LENET5 = Architecture(
-    name="lenet5",
-    build=build,
-    plan=plan,
-    default_input_shape=(28, 28, 1),
-    min_size=smallest_size(_fits),
-    summary="the paper's LeNet-5: 3 unpadded convs (6, 16, 120), dense 84",
-)
+LENET5 = Architecture("lenet5", build, plan, (28, 28, 1), min_size=smallest_size(_fits),
+    summary="the paper's LeNet-5: 3 unpadded convs (6, 16, 120), dense 84")

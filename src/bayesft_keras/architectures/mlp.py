@@ -32,12 +32,5 @@ def build(builder, x, num_classes, depth=3):
     return builder.classify(x, num_classes)
 
 
-MLP = Architecture(
-    name="mlp",
-    build=build,
-    plan=plan,
-    default_input_shape=(28, 28, 1),
-    options={"depth": 3},
-    images=False,
-    summary=f"`depth` dense layers (output included), {HIDDEN_UNITS}·width hidden units",
-)
+MLP = Architecture("mlp", build, plan, (28, 28, 1), options={"depth": 3}, images=False,
+    summary=f"`depth` dense layers (output included), {HIDDEN_UNITS}·width hidden units")

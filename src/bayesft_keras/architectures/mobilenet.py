@@ -72,12 +72,7 @@ def build(builder, x, num_classes):
     return builder.classify(x, num_classes)
 
 
+# He init: without normalization, PyTorch's default init does not train it.
 MOBILENETV2 = Architecture(
-    name="mobilenetv2",
-    build=build,
-    plan=plan,
-    default_input_shape=(32, 32, 3),
-    default_granularity="stage",
-    default_init="he",  # without normalization, PyTorch's default init does not train it
-    summary="CIFAR MobileNetV2: 17 inverted-residual blocks in 7 stages, 1280 head",
-)
+    "mobilenetv2", build, plan, (32, 32, 3), default_granularity="stage", default_init="he",
+    summary="CIFAR MobileNetV2: 17 inverted-residual blocks in 7 stages, 1280 head")

@@ -53,12 +53,7 @@ def build(builder, x, num_classes):
     return builder.classify(x, num_classes)
 
 
+# He init: without normalization, PyTorch's default init does not train it.
 RESNET18 = Architecture(
-    name="resnet18",
-    build=build,
-    plan=plan,
-    default_input_shape=(32, 32, 3),
-    default_granularity="stage",
-    default_init="he",  # without normalization, PyTorch's default init does not train it
-    summary="CIFAR ResNet-18: stem + 4 stages x 2 basic blocks (64-512), global pool",
-)
+    "resnet18", build, plan, (32, 32, 3), default_granularity="stage", default_init="he",
+    summary="CIFAR ResNet-18: stem + 4 stages x 2 basic blocks (64-512), global pool")

@@ -11,19 +11,20 @@ import numpy as np
 
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
-
-# Seeds stay below 2**30 so that per-draw offsets never overflow int32.
-_SEED_MASK = 0x3FFFFFFF
+from bayesft_keras.device.seeds import layer_seeds
+from bayesft_keras.device.seeds import read_seed_base
+from bayesft_keras.device.walk import walk_layers
+from bayesft_keras.utils import checks
 
 
 def device_layers(model):
     """The ReRAM layers of ``model`` that carry a noise model, in a fixed order.
 
-    Nested models and custom layers are searched too.
+    Nested models are searched too (`walk_layers`).
     """
     return [
         layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
+        for layer in walk_layers(model, include_self=True)
         if isinstance(layer, DeviceLayerMixin) and layer.noise is not None and layer.built
     ]
 
@@ -37,35 +38,6 @@ def _require_device_layers(model):
             "`bayesft_keras.convert(model, noise=LogNormalDrift(0.5))`."
         )
     return layers
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
-    return int(seed)
-
-
-def layer_seeds(seed, num_layers):
-    """Independent per-layer chip seeds derived from one chip seed."""
-    seed = _check_seed(seed)
-    return [
-        (np.random.SeedSequence([seed, i]).generate_state(2) & _SEED_MASK).astype("int32")
-        for i in range(num_layers)
-    ]
-
-
-# Read-noise seeds: the chip seed's first word scrambled (so that reads never
-# repeat a chip draw), the second advanced by this much per batch.
-_READ_SALT = 0x2545F491
-READ_STRIDE = 4096
-
-
-def read_seed_base(layer_seed):
-    """The first read seed of a layer's chip (int32 array of shape (2,)); batch ``b`` adds ``[0, b * READ_STRIDE]``."""
-    layer_seed = np.asarray(layer_seed, dtype="int64")
-    return np.stack(
-        [(layer_seed[..., 0] ^ _READ_SALT) & _SEED_MASK, layer_seed[..., 1] & _SEED_MASK], axis=-1
-    ).astype("int32")
 
 
 def resample(model, seed):
@@ -91,19 +63,14 @@ def resample(model, seed):
 def chip(model, seed):
     """Context manager: evaluate ``model`` as chip ``seed``, then restore the previous chip."""
     layers = _require_device_layers(model)
-    saved = [layer.chip_seed.numpy() for layer in layers]
-    resample(model, seed)
-    try:
+    with _restored([layer.chip_seed for layer in layers]):
+        resample(model, seed)
         yield model
-    finally:
-        for layer, value in zip(layers, saved):
-            layer.chip_seed.assign(value)
 
 
 def set_noise_enabled(model, enabled):
     """Switches device noise on or off in every ReRAM layer (quantization stays)."""
-    if not isinstance(enabled, bool):
-        raise ValueError(f"`enabled` must be a bool. Received: enabled={enabled!r}")
+    checks.boolean("enabled", enabled)
     for layer in device_layers(model):
         layer.noise_enabled.assign(1.0 if enabled else 0.0)
 
@@ -111,14 +78,20 @@ def set_noise_enabled(model, enabled):
 @contextlib.contextmanager
 def noise_off(model):
     """Context manager: clean (noise-free) evaluation, then restore the previous state."""
-    layers = device_layers(model)
-    saved = [float(layer.noise_enabled.numpy()) for layer in layers]
-    set_noise_enabled(model, False)
-    try:
+    with _restored([layer.noise_enabled for layer in device_layers(model)]):
+        set_noise_enabled(model, False)
         yield model
+
+
+@contextlib.contextmanager
+def _restored(variables):
+    """Restores the values of ``variables`` on exit."""
+    saved = [variable.numpy() for variable in variables]
+    try:
+        yield
     finally:
-        for layer, value in zip(layers, saved):
-            layer.noise_enabled.assign(value)
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
 
 
 def set_noise(model, noise):

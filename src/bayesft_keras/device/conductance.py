@@ -13,6 +13,7 @@ sees.
 import keras
 from keras import ops
 
+from bayesft_keras.device import config_value
 from bayesft_keras.device.config_value import ConfigValue
 
 _PACKAGE = "bayesft_keras"
@@ -148,17 +149,10 @@ class SingleDevice(ConductanceMapping):
 
 def get(identifier):
     """A mapping from an instance, its serialized config, or None (None is kept)."""
-    if identifier is None or isinstance(identifier, ConductanceMapping):
-        return identifier
-    if isinstance(identifier, dict):
-        obj = keras.saving.deserialize_keras_object(identifier)
-        if isinstance(obj, ConductanceMapping):
-            return obj
-    raise ValueError(
-        "`mapping` must be a conductance mapping (e.g. DifferentialPair(g_min=1, g_max=25)), "
-        f"its serialized config, or None. Received: mapping={identifier!r}"
+    return config_value.get_instance(
+        identifier, ConductanceMapping, "mapping",
+        "a conductance mapping (e.g. DifferentialPair(g_min=1, g_max=25))",
     )
 
 
-def serialize(mapping):
-    return None if mapping is None else keras.saving.serialize_keras_object(mapping)
+serialize = config_value.serialize

@@ -1,4 +1,8 @@
-"""`convert`: put an existing Keras model on a simulated ReRAM device, and back."""
+"""`convert`: put an existing Keras model on a simulated ReRAM device, and back.
+
+`device_copy` is the drift evaluator's variant (keeps a model's own device
+settings); all of them clone through `clone_with_weights`.
+"""
 
 import keras
 
@@ -6,21 +10,9 @@ from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import periphery as periphery_lib
 from bayesft_keras.device import quantization
 from bayesft_keras.device.layers import REPLACEMENTS
+from bayesft_keras.device.layers.device_layer import DEVICE_ARGS
 from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
-
-_UNSET = object()
-_DEVICE_KEYS = (
-    "noise",
-    "bits",
-    "per_channel",
-    "input_bits",
-    "output_bits",
-    "noisy_bias",
-    "train_noise",
-    "seed",
-    "periphery",
-)
-
+from bayesft_keras.device.walk import walk_layers
 
 def _check_model(model, fn):
     if not isinstance(model, keras.Model):
@@ -32,8 +24,23 @@ def _check_model(model, fn):
         raise ValueError(f"`model` of {fn}() must be built. Call it on data or build it first.")
 
 
-def _clone(model, clone_layer):
-    """Clones ``model`` with ``clone_layer``, then copies every weight by name."""
+def clone_with_weights(model, clone_layer, purpose="converted"):
+    """Clones ``model`` layer by layer with ``clone_layer`` and copies every weight by name.
+
+    The one clone-and-copy of the package: `convert`, `to_keras` and the drift
+    evaluator's device copy (`device_copy`) all go through it. Device-state
+    variables (``chip_seed``, ...) are left as the new layers create them.
+
+    Args:
+        model: a built Sequential or Functional `keras.Model`.
+        clone_layer: maps a layer of ``model`` to its new layer.
+        purpose: what the clone is for, in the error message ("converted",
+            "evaluated").
+
+    Returns:
+        ``(clone, weight_pairs)``: the new model and the ``(source, copy)``
+        variable pairs, so that a caller can copy later weights again.
+    """
     pairs = []
 
     def clone_function(layer):
@@ -46,41 +53,75 @@ def _clone(model, clone_layer):
     except ValueError as e:
         raise ValueError(
             "Only Sequential and Functional models (nested ones too) can be "
-            f"converted; {model.name!r} could not be cloned: {e}"
+            f"{purpose}; {model.name!r} could not be cloned: {e}"
         ) from e
-    for old, new in pairs:
-        _copy_weights(old, new)
-    return clone
+    weight_pairs = [pair for old, new in pairs for pair in _weight_pairs(old, new)]
+    for source, target in weight_pairs:
+        target.assign(source.value)
+    return clone, weight_pairs
 
 
-def _copy_weights(old, new):
+def _weight_pairs(old, new):
+    """The ``(old, new)`` variable pairs of two layers, matched by name; device state left out."""
     device_vars = set(DeviceLayerMixin.DEVICE_VARIABLES)
-    old_values = {
-        v.path.split("/")[-1]: v for v in old.weights if v.path.split("/")[-1] not in device_vars
-    }
+    old_values = {_leaf(v): v for v in old.weights if _leaf(v) not in device_vars}
+    pairs = []
     for v in new.weights:
-        name = v.path.split("/")[-1]
+        name = _leaf(v)
         if name in old_values:
-            v.assign(old_values[name].value)
+            pairs.append((old_values[name], v))
         elif name not in device_vars:
             raise ValueError(
                 f"Cannot copy weight {name!r} of layer {new.name!r}: the source "
                 f"layer {old.name!r} has no weight of that name."
             )
+    return pairs
 
 
-def convert(
-    model,
-    noise=None,
-    bits=None,
-    per_channel=True,
-    input_bits=None,
-    output_bits=None,
-    noisy_bias=True,
-    train_noise=False,
-    seed=None,
-    periphery=None,
-):
+def _leaf(variable):
+    return variable.path.split("/")[-1]
+
+
+def device_copy(model, noise=None, bits=None, periphery=None):
+    """A device copy of ``model`` for evaluation, and its ``(source, copy)`` weight pairs.
+
+    A plain Keras model is converted (its `Dense`, `Conv*` and
+    `DepthwiseConv2D` layers get ``noise``, default `LogNormalDrift()`); a
+    model that already has ReRAM layers keeps their device settings, except
+    those given here (``noise``, ``bits``, ``periphery``, each None to keep).
+
+    Args:
+        model: a built Sequential or Functional `keras.Model` (not modified).
+        noise: a `DeviceNoise` instance or None.
+        bits: weight precision or None.
+        periphery: a `Periphery` instance or None.
+    """
+    bits = quantization.validate_bits(bits, "bits")
+    device = [l for l in walk_layers(model) if isinstance(l, DeviceLayerMixin)]
+    own_noise = next((l.noise for l in device if l.noise is not None), None)
+    target = noise or own_noise or noise_lib.LogNormalDrift()
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if isinstance(layer, DeviceLayerMixin):
+            cls = type(layer)
+            if noise is not None or own_noise is None:
+                config["noise"] = noise_lib.serialize(target)
+        elif not device and type(layer) in REPLACEMENTS:
+            cls = REPLACEMENTS[type(layer)]
+            config["noise"] = noise_lib.serialize(target)
+        else:
+            cls = type(layer)
+        if bits is not None and issubclass(cls, DeviceLayerMixin):
+            config["bits"] = bits
+        if periphery is not None and issubclass(cls, DeviceLayerMixin):
+            config["periphery"] = periphery_lib.serialize(periphery)
+        return cls.from_config(config)
+
+    return clone_with_weights(model, clone_layer, purpose="evaluated")
+
+
+def convert(model, noise=None, **device_args):
     """Returns a copy of ``model`` computed on a simulated ReRAM device.
 
     Every `Dense`, `Conv1D`, `Conv2D` and `DepthwiseConv2D` layer (in nested
@@ -90,26 +131,24 @@ def convert(
 
     Args:
         model: a built Sequential or Functional `keras.Model`.
-        noise: the device noise model (`bayesft_keras.device.noise`), or None.
-        bits, per_channel, input_bits, output_bits, noisy_bias, train_noise,
-            seed, periphery: the device arguments of the ReRAM layers (see
-            `ReRAMDense`).
+        noise: the device noise model (`bayesft_keras.device.noise`), or `None`.
+        **device_args: the other device arguments of the ReRAM layers
+            (`bits`, `per_channel`, `input_bits`, `output_bits`, `noisy_bias`,
+            `train_noise`, `seed`, `periphery`; see `ReRAMDense`), at the
+            layers' defaults when left out.
 
     Returns:
         A new `keras.Model`.
     """
     _check_model(model, "convert")
-    device = {
-        "noise": noise_lib.serialize(noise_lib.get(noise)),
-        "bits": quantization.validate_bits(bits, "bits"),
-        "per_channel": per_channel,
-        "input_bits": quantization.validate_bits(input_bits, "input_bits"),
-        "output_bits": quantization.validate_bits(output_bits, "output_bits"),
-        "noisy_bias": noisy_bias,
-        "train_noise": train_noise,
-        "seed": seed,
-        "periphery": periphery_lib.serialize(periphery_lib.get(periphery)),
-    }
+    unknown = sorted(set(device_args) - set(DEVICE_ARGS))
+    if unknown:
+        raise TypeError(f"convert() got an unexpected keyword argument {unknown[0]!r}")
+    device = {**DEVICE_ARGS, **device_args}
+    device["noise"] = noise_lib.serialize(noise_lib.get(noise))
+    for name in ("bits", "input_bits", "output_bits"):
+        device[name] = quantization.validate_bits(device[name], name)
+    device["periphery"] = periphery_lib.serialize(periphery_lib.get(device["periphery"]))
 
     def clone_layer(layer):
         target = _device_class(layer)
@@ -119,7 +158,7 @@ def convert(
         config.update(device)
         return target.from_config(config)
 
-    return _clone(model, clone_layer)
+    return clone_with_weights(model, clone_layer)[0]
 
 
 def to_keras(model):
@@ -132,11 +171,11 @@ def to_keras(model):
     def clone_layer(layer):
         if isinstance(layer, DeviceLayerMixin):
             parent = _keras_class(layer)
-            config = {k: v for k, v in layer.get_config().items() if k not in _DEVICE_KEYS}
+            config = {k: v for k, v in layer.get_config().items() if k not in DEVICE_ARGS}
             return parent.from_config(config)
         return layer.__class__.from_config(layer.get_config())
 
-    return _clone(model, clone_layer)
+    return clone_with_weights(model, clone_layer)[0]
 
 
 def _device_class(layer):

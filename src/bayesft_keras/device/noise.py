@@ -13,10 +13,12 @@ with ``model.save`` / ``keras.models.load_model``.
 import keras
 from keras import ops
 
+from bayesft_keras.device import config_value
+
 _PACKAGE = "bayesft_keras"
 
 
-def _check_in_range(name, value, low, high, cls):
+def check_in_range(name, value, low, high, cls):
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -31,7 +33,17 @@ def _check_in_range(name, value, low, high, cls):
     return value
 
 
-class DeviceNoise:
+def max_abs(w):
+    """The largest ``|w|`` of the tensor, a constant for the gradient (the range devices are written to)."""
+    return ops.stop_gradient(ops.max(ops.abs(w)))
+
+
+def normal_like(x, seed):
+    """Standard normal draws of the shape and dtype of ``x``."""
+    return keras.random.normal(ops.shape(x), dtype=x.dtype, seed=seed)
+
+
+class DeviceNoise(config_value.ConfigValue):
     """Base class of the device noise models.
 
     Subclasses name their parameters in ``param_names``, store them as float
@@ -100,17 +112,6 @@ class DeviceNoise:
     def get_config(self):
         return {name: float(getattr(self, name)) for name in self.param_names}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class LogNormalDrift(DeviceNoise):
@@ -128,12 +129,11 @@ class LogNormalDrift(DeviceNoise):
     param_names = ("sigma",)
 
     def __init__(self, sigma=0.0):
-        self.sigma = _check_in_range("sigma", sigma, 0.0, float("inf"), "LogNormalDrift")
+        self.sigma = check_in_range("sigma", sigma, 0.0, float("inf"), "LogNormalDrift")
 
     def apply(self, w, seed, params):
         (sigma,) = params
-        theta = keras.random.normal(ops.shape(w), dtype=w.dtype, seed=seed)
-        return w * ops.exp(ops.cast(sigma, w.dtype) * theta)
+        return w * ops.exp(ops.cast(sigma, w.dtype) * normal_like(w, seed))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -150,13 +150,11 @@ class ProgrammingNoise(DeviceNoise):
     param_names = ("std",)
 
     def __init__(self, std=0.0):
-        self.std = _check_in_range("std", std, 0.0, float("inf"), "ProgrammingNoise")
+        self.std = check_in_range("std", std, 0.0, float("inf"), "ProgrammingNoise")
 
     def apply(self, w, seed, params):
         (std,) = params
-        n = keras.random.normal(ops.shape(w), dtype=w.dtype, seed=seed)
-        w_max = ops.stop_gradient(ops.max(ops.abs(w)))
-        return w + ops.cast(std, w.dtype) * w_max * n
+        return w + ops.cast(std, w.dtype) * max_abs(w) * normal_like(w, seed)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -177,8 +175,8 @@ class StuckAtFaults(DeviceNoise):
     param_names = ("p_low", "p_high")
 
     def __init__(self, p_low=0.0, p_high=0.0):
-        self.p_low = _check_in_range("p_low", p_low, 0.0, 1.0, "StuckAtFaults")
-        self.p_high = _check_in_range("p_high", p_high, 0.0, 1.0, "StuckAtFaults")
+        self.p_low = check_in_range("p_low", p_low, 0.0, 1.0, "StuckAtFaults")
+        self.p_high = check_in_range("p_high", p_high, 0.0, 1.0, "StuckAtFaults")
         if self.p_low + self.p_high > 1.0:
             raise ValueError(
                 "`p_low + p_high` of StuckAtFaults must not exceed 1. "
@@ -188,7 +186,7 @@ class StuckAtFaults(DeviceNoise):
     def apply(self, w, seed, params):
         p_low, p_high = (ops.cast(p, w.dtype) for p in params)
         u = keras.random.uniform(ops.shape(w), dtype=w.dtype, seed=seed)
-        top = ops.sign(w) * ops.stop_gradient(ops.max(ops.abs(w)))
+        top = ops.sign(w) * max_abs(w)
         w = ops.where(u >= 1.0 - p_high, top, w)
         return ops.where(u < p_low, ops.zeros_like(w), w)
 
@@ -230,11 +228,16 @@ class Compose(DeviceNoise):
     def params(self):
         return [p for m in self.models for p in m.params()]
 
-    def apply(self, w, seed, params):
+    def _per_model(self, params):
+        """``(model, its parameters)`` for each model, ``params`` split in order."""
         params = list(params)
         for m in self.models:
-            w = m.apply(w, seed, params[: m.num_params])
+            yield m, params[: m.num_params]
             params = params[m.num_params :]
+
+    def apply(self, w, seed, params):
+        for m, own in self._per_model(params):
+            w = m.apply(w, seed, own)
         return w
 
     @property
@@ -250,18 +253,12 @@ class Compose(DeviceNoise):
         return all(m.exact_identity for m in self.models)
 
     def read(self, w, seed, params):
-        params = list(params)
-        for m in self.models:
-            w = m.read(w, seed, params[: m.num_params])
-            params = params[m.num_params :]
+        for m, own in self._per_model(params):
+            w = m.read(w, seed, own)
         return w
 
     def programming_params(self, params):
-        params, out = list(params), []
-        for m in self.models:
-            out += m.programming_params(params[: m.num_params])
-            params = params[m.num_params :]
-        return out
+        return [p for m, own in self._per_model(params) for p in m.programming_params(own)]
 
     def with_params(self, **values):
         per_model = [dict() for _ in self.models]
@@ -277,24 +274,12 @@ class Compose(DeviceNoise):
     def get_config(self):
         return {"models": [keras.saving.serialize_keras_object(m) for m in self.models]}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 def get(identifier):
     """Returns a device noise model from an instance, a config dict or None."""
-    if identifier is None or isinstance(identifier, DeviceNoise):
-        return identifier
-    if isinstance(identifier, dict):
-        obj = keras.saving.deserialize_keras_object(identifier)
-        if isinstance(obj, DeviceNoise):
-            return obj
-    raise ValueError(
-        "`noise` must be a DeviceNoise instance (e.g. LogNormalDrift(0.5)), its "
-        f"serialized config, or None. Received: noise={identifier!r}"
+    return config_value.get_instance(
+        identifier, DeviceNoise, "noise", "a DeviceNoise instance (e.g. LogNormalDrift(0.5))"
     )
 
 
-def serialize(noise):
-    return None if noise is None else keras.saving.serialize_keras_object(noise)
+serialize = config_value.serialize

@@ -4,12 +4,45 @@ The traced function reads model variables, and each backend handles them its
 own way: TensorFlow reads them inside `tf.function` (new values are seen
 without a retrace), JAX needs their values passed in (`jax.jit` functions are
 pure), torch runs eagerly without autograd. Chips are mapped over inside the
-compiled function: TensorFlow runs ``parallel`` of them at once.
+compiled function: TensorFlow runs ``parallel`` of them at once
+(`auto_chips_per_pass` picks how many).
 """
+
+import math
 
 import keras
 from keras import ops
 from keras import tree
+
+from bayesft_keras.device.walk import walk_layers
+
+# Activation memory that several chips of one pass may take together.
+_CHIP_GROUP_BYTES = 512 * 2**20
+
+
+def auto_chips_per_pass(model, batch_size):
+    """4, 2 or 1 chips at once: as many as keep their activations within budget.
+
+    Independent chips that run at once overlap on the CPU cores, which makes
+    a chip cheaper than a pass of its own.
+    """
+    shapes = []
+    for layer in walk_layers(model, include_self=True):
+        if isinstance(layer, keras.Sequential):
+            # `Sequential.layers` hides its input layer; its output is the input.
+            shapes += [t.shape for t in layer.inputs]
+        if layer is model:
+            continue
+        try:
+            shapes.append(layer.output.shape)
+        except (AttributeError, ValueError, TypeError):
+            continue
+    floats = sum(math.prod(d for d in shape[1:] if d is not None) for shape in shapes)
+    per_chip = 4 * batch_size * max(floats, 1)
+    for group in (4, 2):
+        if group * per_chip <= _CHIP_GROUP_BYTES:
+            return group
+    return 1
 
 
 def compile_forward(fn, model, own_variables=(), jit_compile=False):

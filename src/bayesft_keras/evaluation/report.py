@@ -1,4 +1,8 @@
-"""`DriftReport`: the result of a Monte Carlo drift sweep, with its summaries and files."""
+"""`DriftReport`: the result of a Monte Carlo drift sweep, with its summaries and files.
+
+The report is data plus JSON/CSV; its plot and terminal table are drawn by
+`bayesft_keras.evaluation.rendering`.
+"""
 
 import csv
 import dataclasses
@@ -7,6 +11,8 @@ import json
 import os
 
 import numpy as np
+
+from bayesft_keras.utils import files
 
 FORMAT = "bayesft-keras/drift-report"
 VERSION = 1
@@ -176,7 +182,7 @@ class DriftReport:
         """The report as JSON text; also written to ``path`` if given."""
         text = json.dumps(self.to_dict(), indent=1)
         if path is not None:
-            _write(path, text)
+            files.write_text(path, text)
         return text
 
     @classmethod
@@ -211,34 +217,20 @@ class DriftReport:
             writer.writerow([repr(row[k]) for k in header] + [repr(self.clean)])
         text = buffer.getvalue()
         if path is not None:
-            _write(path, text)
+            files.write_text(path, text)
         return text
 
     def plot(self, path, **kwargs):
         """Writes a PNG of the metric against the swept value (see `plot_reports`)."""
-        from bayesft_keras.evaluation.plotting import plot_reports
+        from bayesft_keras.evaluation import rendering
 
-        return plot_reports([self], path, **kwargs)
+        return rendering.plot_reports([self], path, **kwargs)
 
     def table(self):
         """The summary as a `rich.table.Table`, for the terminal (all columns but max)."""
-        from rich import box
-        from rich.table import Table
+        from bayesft_keras.evaluation import rendering
 
-        title = f"{self.model_name}: {self.metric} over {self.chips} chips per value"
-        if self.dataset:
-            title += f" ({self.dataset}, {self.num_examples} examples)"
-        table = Table(
-            title=title, caption=f"clean {self.metric}: {self.clean:.4f}", box=box.SIMPLE_HEAD
-        )
-        rows = [{k: v for k, v in row.items() if k != "max"} for row in self.summary()]
-        for column in rows[0]:
-            table.add_column(_column_label(column, self.threshold), justify="right", no_wrap=True)
-        for row in rows:
-            cells = [f"{row[self.param]:.4g}"]
-            cells += [f"{v:.1%}" if k == "yield" else f"{v:.4f}" for k, v in row.items() if k != self.param]
-            table.add_row(*cells)
-        return table
+        return rendering.report_table(self)
 
     def __repr__(self):
         return (
@@ -246,18 +238,3 @@ class DriftReport:
             f"param={self.param!r}, values={len(self.values)}, chips={self.chips}, "
             f"clean={self.clean:.4f})"
         )
-
-
-def _column_label(column, threshold):
-    if column == "yield":
-        return f"yield≥{threshold:g}"
-    return column
-
-
-def _write(path, text):
-    path = os.fspath(path)
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)

@@ -115,3 +115,10 @@ def one_of(name, value, allowed):
         choices = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
     return value
+
+
+def boolean(name, value):
+    """A `bool` (not merely truthy)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+    return value

@@ -1,38 +1,22 @@
+"""`ReRAMConv1D` and `ReRAMConv2D`: Keras convolutions on a simulated ReRAM crossbar."""
+
+import math
+
 import keras
-import numpy as np
 from keras import ops
 
-from bayesft_keras.device.layers.dense import _DEVICE_ARGS_DOC
+from bayesft_keras.device.layers.device_layer import DEVICE_ARGS_DOC
 from bayesft_keras.device.layers.device_layer import DeviceLayerMixin
+from bayesft_keras.device.layers.device_layer import pop_device_args
 
 
 class _ReRAMConvMixin(DeviceLayerMixin):
     """Forward pass shared by ReRAM 1D/2D convolutions (mirrors `BaseConv.call`)."""
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        noise=None,
-        bits=None,
-        per_channel=True,
-        input_bits=None,
-        output_bits=None,
-        noisy_bias=True,
-        train_noise=False,
-        seed=None,
-        periphery=None,
-        **kwargs,
-    ):
+    def __init__(self, filters, kernel_size, **kwargs):
+        device = pop_device_args(kwargs)
         super().__init__(filters, kernel_size, **kwargs)
-        self._init_device(
-            noise, bits, per_channel, input_bits, output_bits, noisy_bias, train_noise, seed,
-            periphery,
-        )
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_device()
+        self._init_device(device)
 
     def call(self, inputs, training=None):
         padding = self.padding
@@ -62,27 +46,15 @@ class _ReRAMConvMixin(DeviceLayerMixin):
             inputs,
             op,
             training,
-            channel_axis=-1 if self.data_format == "channels_last" else 1,
-            rows_per_input=int(np.prod(self.kernel_size)),
+            channel_axis=self._channel_axis,
+            rows_per_input=math.prod(self.kernel_size),
         )
-        if self.use_bias:
-            if self.data_format == "channels_last":
-                bias_shape = (1,) * (self.rank + 1) + (self.filters,)
-            else:
-                bias_shape = (1, self.filters) + (1,) * self.rank
-            bias = ops.reshape(self._device_bias(self.bias, seed, read_seeds), bias_shape)
-            outputs = ops.add(outputs, bias)
-        if self.activation is not None:
-            return self.activation(outputs)
-        return outputs
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._device_config())
-        return config
+        return self._add_conv_bias(outputs, seed, read_seeds, self.filters)
 
 
-def _conv_doc(parent):
+def _conv_doc(parent, rank):
+    dims = ", ".join(["steps"] if rank == 1 else [f"dim{i + 1}" for i in range(rank)])
+    new_dims = ", ".join(["new_steps"] if rank == 1 else [f"new_dim{i + 1}" for i in range(rank)])
     return (
         f"""`keras.layers.{parent}` computed on a simulated ReRAM crossbar.
 
@@ -93,17 +65,28 @@ def _conv_doc(parent):
     Args:
         filters: number of output channels.
         kernel_size: size of the convolution window."""
-        + _DEVICE_ARGS_DOC
-        + f"""        **kwargs: the other arguments of `keras.layers.{parent}`.
+        + DEVICE_ARGS_DOC
+        + f"""
+        **kwargs: the other arguments of `keras.layers.{parent}`.
+
+    Input shape:
+        {rank + 2}D tensor with shape `(batch_size, {dims}, channels)` if
+        `data_format="channels_last"`, or `(batch_size, channels, {dims})` if
+        `data_format="channels_first"`.
+
+    Output shape:
+        {rank + 2}D tensor with shape `(batch_size, {new_dims}, filters)` if
+        `data_format="channels_last"`, or `(batch_size, filters, {new_dims})`
+        if `data_format="channels_first"`.
     """
     )
 
 
 @keras.saving.register_keras_serializable(package="bayesft_keras")
 class ReRAMConv1D(_ReRAMConvMixin, keras.layers.Conv1D):
-    __doc__ = _conv_doc("Conv1D")
+    __doc__ = _conv_doc("Conv1D", 1)
 
 
 @keras.saving.register_keras_serializable(package="bayesft_keras")
 class ReRAMConv2D(_ReRAMConvMixin, keras.layers.Conv2D):
-    __doc__ = _conv_doc("Conv2D")
+    __doc__ = _conv_doc("Conv2D", 2)

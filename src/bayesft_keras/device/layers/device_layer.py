@@ -9,10 +9,9 @@ At inference the noise realization is one simulated *chip*: it is drawn from the
 layer's ``chip_seed`` variable, so every batch sees the same realization until
 the chip is resampled (`bayesft_keras.resample`). Noise parameters and an on/off
 switch are variables too, so sweeps and clean evaluation never retrace or
-rebuild a compiled model.
+rebuild a compiled model. Which draw a call makes, and from which seed, is
+`bayesft_keras.device.sampling`'s.
 """
-
-import random
 
 import keras
 from keras import ops
@@ -20,145 +19,99 @@ from keras import ops
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import periphery as periphery_lib
 from bayesft_keras.device import quantization
-from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream
-from bayesft_keras.device.seeds import _random_seed_dtype
+from bayesft_keras.device import sampling
+from bayesft_keras.device.sampling import DeviceState
+from bayesft_keras.device.seeds import SeedStream as _ChipSeedStream  # noqa: F401  (older imports)
+from bayesft_keras.utils import checks
 
 
-class ReadSeeds(keras.random.SeedGenerator):
-    """A `SeedGenerator` on an existing int32 variable: a new seed for every draw of every pass.
+# The device arguments of every ReRAM layer (and of `convert`), with their defaults.
+DEVICE_ARGS = {
+    "noise": None,
+    "bits": None,
+    "per_channel": True,
+    "input_bits": None,
+    "output_bits": None,
+    "noisy_bias": True,
+    "train_noise": False,
+    "seed": None,
+    "periphery": None,
+}
 
-    The variable is the layer's ``read_seed``: eager calls, ``model.predict``
-    and compiled functions advance it; the drift evaluator maps it to a value
-    per chip and batch (`keras.StatelessScope`).
-    """
+# Their documentation, shared by the layers' docstrings.
+DEVICE_ARGS_DOC = """
+        noise: a device noise model (`bayesft_keras.device.noise`), e.g.
+            `LogNormalDrift(0.5)`, applied at inference as one fixed chip
+            realization; `None` for an ideal device.
+        bits: weight precision of the device; the kernel is fake-quantized
+            to `2**bits - 1` symmetric levels in training and inference
+            (straight-through gradient). `None` for full precision.
+        per_channel: one quantization range per output channel (`True`) or
+            one for the whole kernel (`False`).
+        input_bits: DAC precision of the inputs (per-sample range), or `None`.
+        output_bits: ADC precision of the crossbar outputs, before bias and
+            activation (per-sample range), or `None`.
+        noisy_bias: whether the bias drifts too, as every parameter does in
+            the BayesFT authors' code.
+        train_noise: apply fresh noise in every training step as well
+            (noise-injection training). Off by default: training sees the
+            quantized weights only.
+        seed: seed of the training-time noise draws (and of the first read).
+        periphery: a `bayesft_keras.device.periphery.Periphery`: tiles, ADC
+            range and noise, global drift compensation; `None` for one ideal
+            crossbar."""
 
-    def __init__(self, variable):  # pylint: disable=super-init-not-called
-        self.state = variable
-        self._initial_seed = 0  # read by the torch backend's dropout
-        self.name = "read_seeds"
 
-    def next(self, ordered=True):
-        value = self.state.value
-        self.state.assign(ops.add(value, ops.convert_to_tensor([0, 1], dtype="int32")))
-        return ops.cast(value, _random_seed_dtype())
+def pop_device_args(kwargs):
+    """Removes the device arguments from a layer's ``kwargs``; returns them, defaults filled in."""
+    return {name: kwargs.pop(name, default) for name, default in DEVICE_ARGS.items()}
 
 
-class DeviceState(keras.layers.Layer):
-    """The state of one layer's simulated chip (no trainable weights).
-
-    Args:
-        params: initial values of the noise model's parameters.
-        read_noise: whether the layer draws noise on every read (then it gets
-            a ``read_seed`` variable).
-        read_seed: initial value of ``read_seed[0]`` (None: random).
-
-    Variables:
-        chip_seed: the seed of the current noise realization, shape (2,).
-        device_params: the noise model's parameters, shape (len(params),).
-        noise_enabled: 1.0 applies the noise, 0.0 leaves weights clean.
-        read_seed: the seed of the next read's noise, shape (2,) (with
-            ``read_noise`` only).
-    """
-
-    def __init__(self, params=(), read_noise=False, read_seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.params = [float(p) for p in params]
-        self.read_noise = bool(read_noise)
-        self.initial_read_seed = read_seed
-
-    def build(self, input_shape=None):
-        self.chip_seed = self.add_weight(
-            name="chip_seed", shape=(2,), dtype="int32", initializer="zeros", trainable=False
-        )
-        self.device_params = self.add_weight(
-            name="device_params",
-            shape=(len(self.params),),
-            dtype="float32",
-            initializer=keras.initializers.Constant(self.params) if self.params else "zeros",
-            trainable=False,
-            autocast=False,
-        )
-        self.noise_enabled = self.add_weight(
-            name="noise_enabled",
-            shape=(),
-            dtype="float32",
-            initializer="ones",
-            trainable=False,
-            autocast=False,
-        )
-        if self.read_noise:
-            start = self.initial_read_seed
-            if start is None:
-                start = random.randint(1, 2**30)
-            self.read_seed = self.add_weight(
-                name="read_seed",
-                shape=(2,),
-                dtype="int32",
-                initializer=keras.initializers.Constant([int(start) & 0x3FFFFFFF, 0]),
-                trainable=False,
-            )
-            self.read_seeds = ReadSeeds(self.read_seed)
-        self.built = True
-
-    def get_config(self):
-        config = super().get_config()
-        config["params"] = self.params
-        config["read_noise"] = self.read_noise
-        config["read_seed"] = self.initial_read_seed
-        return config
+def _state_variable(name, doc):
+    return property(lambda layer: getattr(layer.device_state, name), doc=doc)
 
 
 class DeviceLayerMixin:
     """Adds ReRAM device behaviour to a Keras layer with a kernel (and bias).
 
-    Subclasses call `_init_device` in ``__init__``, `_build_device` at the end
-    of ``build``, and obtain the weights to compute with from
-    `_device_kernel` / `_device_bias`.
+    A subclass's ``__init__`` takes the device arguments out of its kwargs
+    (`pop_device_args`), calls the Keras layer's ``__init__`` with the rest,
+    then `_init_device`; ``build`` and ``get_config`` are the mixin's. The
+    weights to compute with come from `_crossbar` and `_device_bias`.
     """
 
     # Axes of the kernel that index output channels (per-channel quantization).
     _kernel_channel_axes = (-1,)
 
-    def _init_device(
-        self,
-        noise=None,
-        bits=None,
-        per_channel=True,
-        input_bits=None,
-        output_bits=None,
-        noisy_bias=True,
-        train_noise=False,
-        seed=None,
-        periphery=None,
-    ):
-        self.noise = noise_lib.get(noise)
-        self.periphery = periphery_lib.get(periphery)
-        self.bits = quantization.validate_bits(bits, "bits")
-        self.input_bits = quantization.validate_bits(input_bits, "input_bits")
-        self.output_bits = quantization.validate_bits(output_bits, "output_bits")
-        for name, value in (
-            ("per_channel", per_channel),
-            ("noisy_bias", noisy_bias),
-            ("train_noise", train_noise),
-        ):
-            if not isinstance(value, bool):
-                raise ValueError(
-                    f"`{name}` must be a bool. Received: {name}={value!r}"
-                )
-        if train_noise and self.noise is None:
+    def _init_device(self, device):
+        """Validates and stores the device arguments (a dict from `pop_device_args`)."""
+        self.noise = noise_lib.get(device["noise"])
+        self.periphery = periphery_lib.get(device["periphery"])
+        for name in ("bits", "input_bits", "output_bits"):
+            setattr(self, name, quantization.validate_bits(device[name], name))
+        for name in ("per_channel", "noisy_bias", "train_noise"):
+            setattr(self, name, checks.boolean(name, device[name]))
+        if self.train_noise and self.noise is None:
             raise ValueError(
                 "`train_noise=True` needs a device noise model. Received: noise=None"
             )
+        seed = device["seed"]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
-        self.per_channel = per_channel
-        self.noisy_bias = noisy_bias
-        self.train_noise = train_noise
         self.seed = seed
         # Fresh draws for every training step when training with noise.
         self._train_seed_generator = (
-            keras.random.SeedGenerator(seed) if train_noise else None
+            keras.random.SeedGenerator(seed) if self.train_noise else None
         )
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_device()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._device_config())
+        return config
 
     @property
     def has_read_noise(self):
@@ -180,70 +133,30 @@ class DeviceLayerMixin:
             )
             self.device_state.build()
 
-    @property
-    def chip_seed(self):
-        return self.device_state.chip_seed
-
-    @property
-    def device_params(self):
-        return self.device_state.device_params
-
-    @property
-    def noise_enabled(self):
-        return self.device_state.noise_enabled
-
-    @property
-    def read_seed(self):
-        """The seed of the next read's noise (layers with read or ADC noise only)."""
-        return self.device_state.read_seed
+    # The device-state variables (`DeviceState`), read through the layer.
+    chip_seed = _state_variable("chip_seed", "The seed of the current chip's noise realization.")
+    device_params = _state_variable("device_params", "The noise model's parameter values.")
+    noise_enabled = _state_variable("noise_enabled", "1.0: device noise on, 0.0: off.")
+    read_seed = _state_variable(
+        "read_seed", "The seed of the next read's noise (layers with read or ADC noise only)."
+    )
 
     # -- per-call weight derivation -------------------------------------------
-
-    def _noise_seed(self, training):
-        """The seed source for this call, or None when no noise applies."""
-        if self.noise is None:
-            return None
-        if training:
-            return self._train_seed_generator if self.train_noise else None
-        return _ChipSeedStream(self.chip_seed)
-
-    def _read_seeds(self, training):
-        """The seed source of this pass's read noise, or None when none applies."""
-        if not self.has_read_noise or (training and not self.train_noise):
-            return None
-        return ReadSeeds(self.device_state.read_seed)
-
-    def _gained_params(self):
-        gain = self.noise_enabled
-        return [self.device_params[i] * gain for i in range(self.noise.num_params)]
-
-    def _noisy(self, w, seed, programming=False):
-        params = self._gained_params()
-        if programming:
-            params = self.noise.programming_params(params)
-        out = self.noise.apply(w, seed, params)
-        if not self.noise.exact_identity:
-            # Through conductances and back is not bit-exact: switched off means untouched.
-            out = ops.where(self.noise_enabled > 0, out, w)
-        return out
-
-    def _read(self, w, seeds):
-        return self.noise.read(w, seeds, self._gained_params())
 
     def _device_kernel(self, kernel, seed):
         w = quantization.quantize_weight(
             kernel, self.bits, self._kernel_channel_axes, self.per_channel
         )
-        return w if seed is None else self._noisy(w, seed)
+        return w if seed is None else sampling.sample_chip(self, w, seed)
 
     def _device_bias(self, bias, seed, read_seeds=None):
         # A bias is one crossbar row: one range for the whole vector.
         b = quantization.quantize_weight(bias, self.bits, per_channel=False)
         if seed is None or not self.noisy_bias:
             return b
-        b = self._noisy(b, seed)
+        b = sampling.sample_chip(self, b, seed)
         if read_seeds is not None and self.noise.has_read_noise:
-            b = self._read(b, read_seeds)
+            b = sampling.sample_read(self, b, read_seeds)
         return b
 
     def _crossbar(self, inputs, op, training, channel_axis=-1, rows_per_input=1, tiled=True):
@@ -251,23 +164,23 @@ class DeviceLayerMixin:
 
         Returns ``(outputs, seed, read_seeds)``; the bias takes the same seeds.
         """
-        seed = self._noise_seed(training)
-        read_seeds = self._read_seeds(training)
+        seed = sampling.chip_seeds(self, training)
+        read_seeds = sampling.read_seeds(self, training)
         inputs = quantization.quantize_activation(inputs, self.input_bits)
         target = quantization.quantize_weight(
             self.kernel, self.bits, self._kernel_channel_axes, self.per_channel
         )
-        chip = target if seed is None else self._noisy(target, seed)
+        chip = target if seed is None else sampling.sample_chip(self, target, seed)
         kernel = chip
         if read_seeds is not None and self.noise is not None and self.noise.has_read_noise:
-            kernel = self._read(chip, read_seeds)
+            kernel = sampling.sample_read(self, chip, read_seeds)
         if self.periphery is None:
             outputs = op(inputs, kernel)
             return quantization.quantize_activation(outputs, self.output_bits), seed, read_seeds
         reference = None
         if self.periphery.drift_compensation and seed is not None and not training:
             # The same chip right after programming: a fresh stream repeats its draws.
-            reference = self._noisy(target, _ChipSeedStream(self.chip_seed), programming=True)
+            reference = sampling.sample_chip(self, target, sampling.chip_seeds(self, False), programming=True)
         periphery = self.periphery if tiled else periphery_lib.Periphery(
             out_noise=self.periphery.out_noise,
             out_bound=self.periphery.out_bound,
@@ -295,20 +208,30 @@ class DeviceLayerMixin:
         )
         if self.noise is None:
             return target
-        return self._noisy(target, _ChipSeedStream(self.chip_seed))
+        return sampling.sample_chip(self, target, sampling.chip_seeds(self, False))
 
     def _device_config(self):
-        return {
-            "noise": noise_lib.serialize(self.noise),
-            "bits": self.bits,
-            "per_channel": self.per_channel,
-            "input_bits": self.input_bits,
-            "output_bits": self.output_bits,
-            "noisy_bias": self.noisy_bias,
-            "train_noise": self.train_noise,
-            "seed": self.seed,
-            "periphery": periphery_lib.serialize(self.periphery),
-        }
+        config = {name: getattr(self, name) for name in DEVICE_ARGS}
+        config["noise"] = noise_lib.serialize(self.noise)
+        config["periphery"] = periphery_lib.serialize(self.periphery)
+        return config
+
+    def _add_conv_bias(self, outputs, seed, read_seeds, channels):
+        """Conv outputs plus the device bias (on the channel axis of `data_format`), then the activation."""
+        if self.use_bias:
+            if self.data_format == "channels_last":
+                bias_shape = (1,) * (self.rank + 1) + (channels,)
+            else:
+                bias_shape = (1, channels) + (1,) * self.rank
+            bias = ops.reshape(self._device_bias(self.bias, seed, read_seeds), bias_shape)
+            outputs = ops.add(outputs, bias)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
+    @property
+    def _channel_axis(self):
+        return -1 if getattr(self, "data_format", "channels_last") == "channels_last" else 1
 
     # Names of the variables that only the device state adds (not copied by
     # `convert` from a plain Keras layer).

@@ -1,6 +1,14 @@
-"""PNG plots of drift reports: metric against the swept value, several models on one plot."""
+"""Drawing drift reports: PNG plots (several models on one plot) and terminal tables.
 
+Works on any object with a `DriftReport`'s public attributes and summaries
+(``values``, ``mean()``, ``percentile(q)``, ``summary()``, ...): it does not
+import the report module, which keeps the report a plain data class.
+"""
+
+import io
 import os
+
+from bayesft_keras.utils import files
 
 _PARAM_LABELS = {"sigma": "drift σ (w' = w·exp(θ), θ ~ N(0, σ²))"}
 
@@ -27,12 +35,10 @@ def plot_reports(reports, path, labels=None, title=None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from bayesft_keras.evaluation.report import DriftReport
-
-    if isinstance(reports, DriftReport):
+    if _is_report(reports):
         reports = [reports]
     reports = list(reports)
-    if not reports or not all(isinstance(r, DriftReport) for r in reports):
+    if not reports or not all(_is_report(r) for r in reports):
         raise ValueError(f"`reports` must be one or more DriftReport. Received: {reports!r}")
     for attribute in ("param", "metric"):
         found = sorted({getattr(r, attribute) for r in reports})
@@ -66,12 +72,47 @@ def plot_reports(reports, path, labels=None, title=None):
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
-    path = os.fspath(path)
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
+
+
+def save_png(figure, path):
+    """Writes a matplotlib ``figure`` to ``path`` as PNG, atomically (folders are created); returns ``path``."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    files.write_bytes(path, buffer.getvalue())
+    return os.fspath(path)
+
+
+def report_table(report):
+    """A report's summary as a `rich.table.Table`, for the terminal (all columns but max)."""
+    from rich import box
+    from rich.table import Table
+
+    title = f"{report.model_name}: {report.metric} over {report.chips} chips per value"
+    if report.dataset:
+        title += f" ({report.dataset}, {report.num_examples} examples)"
+    table = Table(
+        title=title, caption=f"clean {report.metric}: {report.clean:.4f}", box=box.SIMPLE_HEAD
+    )
+    rows = [{k: v for k, v in row.items() if k != "max"} for row in report.summary()]
+    for column in rows[0]:
+        table.add_column(_column_label(column, report.threshold), justify="right", no_wrap=True)
+    for row in rows:
+        cells = [f"{row[report.param]:.4g}"]
+        cells += [f"{v:.1%}" if k == "yield" else f"{v:.4f}" for k, v in row.items() if k != report.param]
+        table.add_row(*cells)
+    return table
+
+
+def _is_report(value):
+    # Duck-typed: what the drawing reads of a `DriftReport`.
+    return all(hasattr(value, a) for a in ("values", "chip_metrics", "clean", "param", "metric", "percentile"))
+
+
+def _column_label(column, threshold):
+    if column == "yield":
+        return f"yield≥{threshold:g}"
+    return column
 
 
 def _labels(reports, labels):
