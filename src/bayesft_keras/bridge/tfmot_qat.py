@@ -70,7 +70,7 @@ def _straight_through(x, bits, per_channel):
         else:
             max_abs = tf.reduce_max(tf.abs(x))
         # Same guard as the core: an all-zero channel keeps a finite scale.
-        max_abs = tf.maximum(max_abs, quantization._EPSILON)
+        max_abs = tf.maximum(max_abs, quantization.EPSILON)
         fake_quant = (
             tf.quantization.fake_quant_with_min_max_vars_per_channel
             if per_channel

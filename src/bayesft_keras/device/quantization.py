@@ -15,7 +15,7 @@ from keras import quantizers
 MIN_BITS = 2
 MAX_BITS = 16
 # Keeps the scale finite for an all-zero channel; zeros still quantize to zero.
-_EPSILON = 1e-12
+EPSILON = 1e-12
 
 
 def validate_bits(bits, name="bits"):
@@ -65,7 +65,7 @@ def _straight_through_quantize(x, bits, axis, reduce_axes):
     # maximum (TF's fake-quant gradient can drop it there after range nudging).
     @ops.custom_gradient
     def quantize(x):
-        max_abs = ops.maximum(ops.max(ops.abs(x), axis=reduce_axes), _EPSILON)
+        max_abs = ops.maximum(ops.max(ops.abs(x), axis=reduce_axes), EPSILON)
         q = quantizers.fake_quant_with_min_max_vars(
             x, -max_abs, max_abs, num_bits=bits, narrow_range=True, axis=axis
         )
