@@ -1,5 +1,7 @@
 """The classification task: the architecture zoo on `bayesft_keras.data` datasets, scored by accuracy."""
 
+import math
+
 import numpy as np
 
 from bayesft_keras import tasks
@@ -71,7 +73,7 @@ def load_split(model, dataset="digits", split="test", data_seed=0, max_examples=
         x, y = x[:max_examples], y[:max_examples]
     if len(input_shape) == 3:
         x = data_lib.fit_images(x, input_shape)
-    elif len(input_shape) == 1 and int(np.prod(x.shape[1:])) == input_shape[0]:
+    elif len(input_shape) == 1 and math.prod(x.shape[1:]) == input_shape[0]:
         x = x.reshape(len(x), -1)
     else:
         raise ValueError(
