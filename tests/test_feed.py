@@ -72,3 +72,21 @@ def test_a_network_trained_from_the_feed_learns_as_from_arrays():
     # difference of two of them 0.017; trainings that differ only in batch order agree within 3.
     assert from_feed > 0.85 and from_arrays > 0.85
     assert abs(from_feed - from_arrays) < 0.05
+
+
+def test_the_hypermodel_trains_an_epoch_per_call_unless_callbacks_watch_the_batches():
+    from bayesft_keras import BayesFTHyperModel
+
+    hm = BayesFTHyperModel("mlp", input_shape=(8, 8, 1), width=0.125, epochs=2, batch_size=16)
+    x = np.random.default_rng(0).random((40, 8, 8, 1), dtype="float32")
+    y = np.arange(40) % 10
+    model = hm.build(hm.hyperparameters())
+    history = hm.fit(hm.hyperparameters(), model, x, y, verbose=0)
+    assert model.steps_per_execution == 3 and len(history.history["loss"]) == 2  # ceil(40 / 16)
+    assert int(model.optimizer.iterations.numpy()) == 6  # every step ran: the schedule is exact
+
+    batches = []
+    watcher = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch))
+    model = hm.build(hm.hyperparameters())
+    hm.fit(hm.hyperparameters(), model, x, y, verbose=0, callbacks=[watcher])
+    assert model.steps_per_execution == 1 and batches == [0, 1, 2, 0, 1, 2]

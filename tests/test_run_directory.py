@@ -88,10 +88,15 @@ def test_files_are_written_whole_and_a_torn_trial_is_set_aside_and_run_again(tmp
     resumed, messages = _resumed(tmp_path)
     assert len(messages) == 1 and "trial_1/trial.json is torn" in messages[0] and "trial_1.torn" in messages[0]
     assert (project / "trial_1.torn").is_dir()
-    assert sorted(resumed.trials) == ["0", "2", "3"]
-    assert resumed._retry_queue == ["3"]  # the trial that was running runs again
-    # 6 asked; on disk 2 finished and 1 to retry: 3 new trials, one in the torn trial's place.
-    assert resumed.remaining_trials() == 3
+    # The torn trial keeps its id and runs again, after the one that was running when killed.
+    assert sorted(resumed.trials) == ["0", "1", "2", "3"]
+    assert sorted(resumed._retry_queue) == ["1", "3"]
+    assert resumed.trials["1"].status == "RUNNING" and (project / "trial_1" / "trial.json").is_file()
+    # 6 asked, 4 on disk (2 finished, 2 to run again): 2 new trials, numbered after them.
+    assert resumed.remaining_trials() == 2
+    rerun = {resumed.create_trial(f"tuner{i}").trial_id for i in range(2)}
+    assert rerun == {"1", "3"}
+    assert resumed.create_trial("tuner2").trial_id == "4"  # no id is given twice
 
 
 @pytest.mark.parametrize("damage", ["", '{"ongoing_trials": {'])

@@ -116,13 +116,17 @@ def test_verdict_words_and_the_did_not_learn_flag():
     rng = np.random.default_rng(1)
     base = rng.uniform(0.3, 0.7, 50)
     methods = {
-        "bayesft": SimpleNamespace(report=_report(base + 0.1)),
+        "bayesft": SimpleNamespace(report=_report(base + 0.1), trials=8),
         "no_dropout": SimpleNamespace(report=_report(base)),
         "random": SimpleNamespace(report=_report(base + 0.1 + rng.normal(0, 0.05, 50), clean=0.11)),
     }
-    result = SimpleNamespace(config=SimpleNamespace(sigma=1.0), methods=methods, chance=0.1)
+    result = SimpleNamespace(config=SimpleNamespace(sigma=1.0, trials=8), methods=methods, chance=0.1)
     lines = verdict.verdict_lines(result, {"no_dropout": "no dropout", "random": "random search", "bayesft": "BayesFT"})
     assert lines[0].startswith("BayesFT helped: against no dropout at sigma=1") and "over 50 chips" in lines[0]
     assert lines[1].startswith("No clear difference: against random search")
     assert lines[2].startswith("Warning: random search did not learn") and "0.110" in lines[2]
     assert len(lines) == 3
+
+    methods["bayesft"].trials = 5  # a search that lost trials says so
+    lines = verdict.verdict_lines(result, {"no_dropout": "no dropout", "random": "random search", "bayesft": "BayesFT"})
+    assert lines[2].startswith("Warning: only 5 of the 8 BayesFT trials finished")

@@ -104,6 +104,8 @@ def tune(
     )
     _check_names(config)
     directory = dir or Path("runs") / config.name
+    from bayesft_keras.tuning.durable import SaveFailed
+    from bayesft_keras.tuning.run_lock import RunDirectoryLocked
     from bayesft_keras.tuning.search import run_search
 
     try:
@@ -111,6 +113,8 @@ def tune(
         result = run_search(
             config, directory, verbose=0 if quiet else 1, cluster=cluster, distribution_strategy=strategy
         )
+    except (SaveFailed, RunDirectoryLocked) as e:
+        fail(str(e))
     except KeyboardInterrupt:
         typer.echo(
             f"Interrupted. Finished trials are saved in {directory}; run the same command "

@@ -18,6 +18,8 @@ From the outside in:
   gives them distinct seeds even when the caller passes a plain int.
 """
 
+import hashlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -49,6 +51,16 @@ def chip_seed_grid(seed, num_values, chips):
         for c in range(chips):
             grid[v, c] = np.random.SeedSequence([seed, v, c]).generate_state(1)[0] & SEED_MASK
     return grid
+
+
+def trial_seed(seed, method, trial_id):
+    """The seed of one trial's training and scoring: a function of `(seed, method, trial_id)` alone.
+
+    So that a trial gives the same result whichever process runs it and whenever: in an
+    uninterrupted search, after a resume, or on any worker of a distributed one.
+    """
+    digest = hashlib.sha256(f"{int(seed)}/{method}/{trial_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & SEED_MASK
 
 
 def layer_seeds(seed, num_layers):

@@ -5,7 +5,8 @@ during a write leaves a torn file that fails every later resume. The mixins here
 file of a run directory atomically (`bayesft_keras.utils.files`: temporary file, fsync,
 rename) and, on resume, name a torn or empty file and recover instead of failing:
 
-- a torn `trial.json`: its folder is set aside as `trial_<id>.torn` and the trial runs again;
+- a torn `trial.json`: its folder is set aside as `trial_<id>.torn` and the trial runs again
+  under its id, with values proposed anew;
 - a torn `oracle.json`: the oracle's state is rebuilt from the trials on disk;
 - a torn `tuner0.json`: it holds no state of its own, so it is rewritten.
 
@@ -72,7 +73,7 @@ class DurableOracleMixin:
             files.write_json(path, trial.get_state())
 
     def reload(self):
-        self._load_trials()
+        torn = self._load_trials()
         path = self._get_oracle_fname()
         try:
             state = read_json(path)
@@ -85,9 +86,13 @@ class DurableOracleMixin:
         for trial in self.ongoing_trials.values():
             self._retry_queue.append(trial.trial_id)
         self.ongoing_trials = {}
+        for trial_id in torn:
+            self._run_again(trial_id)
 
     def _load_trials(self):
+        """Loads every readable `trial.json`; returns the ids of the torn ones, set aside."""
         project = self._project_dir
+        torn = []
         for name in sorted(os.listdir(project)):
             path = os.path.join(project, name, TRIAL_FILE)
             if not (name.startswith("trial_") and not name.endswith(".torn") and os.path.isfile(path)):
@@ -96,8 +101,26 @@ class DurableOracleMixin:
                 trial = keras_tuner.engine.trial.Trial.from_state(read_json(path))
             except (ValueError, KeyError, TypeError) as e:
                 self._set_aside(os.path.join(project, name), e)
+                torn.append(name[len("trial_"):])
                 continue
             self.trials[trial.trial_id] = trial
+        return torn
+
+    def _run_again(self, trial_id):
+        # Keras Tuner numbers new trials by how many it holds: the torn trial keeps its place
+        # (and its id), with values proposed anew, and runs next.
+        response = self.populate_space(trial_id)
+        if response["status"] != keras_tuner.engine.trial.TrialStatus.RUNNING:
+            return
+        hyperparameters = self.hyperparameters.copy()
+        hyperparameters.values = response["values"]
+        trial = keras_tuner.engine.trial.Trial(hyperparameters=hyperparameters, trial_id=trial_id, status="RUNNING")
+        self.trials[trial_id] = trial
+        self.start_order.append(trial_id)
+        self._record_values(trial)
+        self._retry_queue.append(trial_id)
+        self._save_trial(trial)
+        self.save()
 
     @staticmethod
     def _set_aside(folder, reason):
@@ -167,14 +190,15 @@ class DurableTunerMixin:
             warnings.warn(f"{e}: rewritten.", TornFileWarning, stacklevel=2)
 
 
-def save_model(model, path):
-    """`model.save(path)` through a temporary sibling, so that `path` is whole or absent."""
+def save_model(model, path, weights_only=False):
+    """`model.save(path)` (`save_weights` when `weights_only`) through a temporary sibling,
+    so that `path` is whole or absent, and a failure is one `SaveFailed`."""
     path = os.fspath(path)
     directory, name = os.path.split(path)
     temporary = os.path.join(directory, f".partial.{name}")  # keeps the suffix Keras checks
     with saving(path):
         try:
-            model.save(temporary)
+            (model.save_weights if weights_only else model.save)(temporary)
             with open(temporary, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(temporary, path)

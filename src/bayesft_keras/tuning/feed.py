@@ -1,11 +1,15 @@
-"""How training arrays reach `model.fit`: one input pipeline per fit, kept across epochs.
+"""How training arrays reach `model.fit`: one input pipeline per fit, one compiled call per epoch.
 
-`model.fit(x, y)` on NumPy arrays rebuilds its input pipeline at every epoch. For the small
-networks of a search that is a quarter of the training time: LeNet-5 on 3,500 MNIST digits,
-20 epochs of 14 batches, trains in 3.8 s from one repeated `tf.data` pipeline against 5.2 s
-from arrays (TensorFlow 2.21, 2-core CPU; `benchmarks/RESULTS.md`). On the TensorFlow backend
-`array_feed` therefore builds that pipeline once: the same batches, reshuffled every epoch
-from a seed. Other backends, and data that is not a pair of arrays, keep Keras's own path.
+`model.fit(x, y)` on NumPy arrays rebuilds its input pipeline at every epoch, and calls its
+compiled train step once per batch. For the small networks of a search both cost as much as
+the training itself. LeNet-5 on 3,500 MNIST digits, 20 epochs of 14 batches of 256, on the
+2-core CPU of `benchmarks/RESULTS.md` (TensorFlow 2.21): 5.2 s from arrays, 3.8 s from one
+repeated `tf.data` pipeline, and 3.5-3.7 s against 5.9 s on a busier run when the pipeline
+also runs an epoch per call (`steps_per_execution`; same accuracy to the last digit).
+
+On the TensorFlow backend `array_feed` builds that pipeline once: the same batches as
+`fit` on arrays, reshuffled every epoch from a seed. `BayesFTHyperModel.fit` uses it and sets
+the epoch per call. Other backends, and data that is not a pair of arrays, keep Keras's path.
 """
 
 import math

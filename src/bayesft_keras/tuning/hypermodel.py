@@ -330,8 +330,14 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             total = kwargs["epochs"] * steps
             if model._bayesft_total_steps != total:
                 self._compile(model, total)
-        args, kwargs = _fed(args, kwargs)
-        return model.fit(*args, **kwargs)
+        fed_args, fed_kwargs = _fed(args, kwargs)
+        if fed_args is not args and model.train_function is None and not kwargs.get("callbacks"):
+            # One compiled call per epoch: at a small network's size, TensorFlow's dispatch of
+            # each step costs as much as the step (`tuning.feed`). Only before the first fit,
+            # while no train function is traced, and without callbacks, which would then see
+            # one batch per epoch.
+            model.steps_per_execution = fed_kwargs["steps_per_epoch"]
+        return model.fit(*fed_args, **fed_kwargs)
 
     # -- training recipe ------------------------------------------------------
 

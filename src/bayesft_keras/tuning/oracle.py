@@ -56,6 +56,7 @@ from keras_tuner.engine.hyperparameters import Float
 from keras_tuner.engine.hyperparameters import Int
 from keras_tuner.engine.trial import TrialStatus
 from keras_tuner.oracles import BayesianOptimizationOracle
+from keras_tuner.oracles import RandomSearchOracle
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel
@@ -63,11 +64,13 @@ from sklearn.gaussian_process.kernels import Matern
 from sklearn.gaussian_process.kernels import WhiteKernel
 from threadpoolctl import threadpool_limits
 
+from bayesft_keras.tuning.durable import DurableOracleMixin
+
 # The reference search's UCB factor (bayes_opt's kappa; Keras Tuner's beta is 2.6).
 DEFAULT_BETA = 2.576
 
 
-class BayesFTOracle(BayesianOptimizationOracle):
+class BayesFTOracle(DurableOracleMixin, BayesianOptimizationOracle):
     """GP-UCB search for noisy objectives, started from a hand-picked point.
 
     Args:
@@ -274,3 +277,7 @@ class BayesFTOracle(BayesianOptimizationOracle):
     def set_state(self, state):
         super().set_state(state)
         self.initial_values = dict(state.get("initial_values", {}))
+
+
+class DriftRandomSearchOracle(DurableOracleMixin, RandomSearchOracle):
+    """Keras Tuner's random search, with the run directory's files written atomically."""

@@ -42,12 +42,14 @@ import numpy as np
 from bayesft_keras import tasks
 from bayesft_keras.device.presets import tuning_device
 from bayesft_keras.tuning import artifacts
+from bayesft_keras.tuning import durable
 from bayesft_keras.tuning.artifacts import METHOD_TITLES
 from bayesft_keras.tuning.artifacts import WARM_START_FILE
 from bayesft_keras.tuning.artifacts import summary_markdown
 from bayesft_keras.tuning.artifacts import timing_line
 from bayesft_keras.tuning.config import TuneConfig
 from bayesft_keras.tuning.objective import DriftObjective
+from bayesft_keras.tuning.run_lock import RunLock
 
 __all__ = [
     "METHOD_TITLES",
@@ -177,16 +179,23 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
             distributed search; None for a search in this process alone.
         distribution_strategy: a `tf.distribute` strategy each trial trains
             under (`distributed.mirrored_strategy("mirrored")`), or None.
+
+    Raises:
+        RunDirectoryLocked: another process is running a search in `directory`.
+        SaveFailed: a file of the run directory could not be written (e.g. a full disk);
+            every finished trial is on disk and the same call resumes the search.
     """
-    run = _set_up(config, Path(directory), verbose, build_hypermodel)
-    if config.warm_start_epochs:
-        _warm_start(run)
     worker = cluster is not None and not cluster.is_chief
-    tuners = _tuners(run, _tuner_options(run, distribution_strategy, worker))
-    results, trials_run = _run_searches(run, tuners, cluster)
-    if worker:
-        return SearchResult(config=config, directory=run.directory, methods={}, worker_trials=trials_run)
-    return _finish(run, results)
+    # One search per directory; a distributed search's workers share the chief's.
+    with contextlib.nullcontext() if worker else RunLock(directory):
+        run = _set_up(config, Path(directory), verbose, build_hypermodel)
+        if config.warm_start_epochs:
+            _warm_start(run)
+        tuners = _tuners(run, _tuner_options(run, distribution_strategy, worker))
+        results, trials_run = _run_searches(run, tuners, cluster)
+        if worker:
+            return SearchResult(config=config, directory=run.directory, methods={}, worker_trials=trials_run)
+        return _finish(run, results)
 
 
 def _set_up(config, directory, verbose, build_hypermodel):
@@ -236,7 +245,7 @@ def _warm_start(run):
             verbose=_fit_verbose(run.verbose),
         )
         # Atomic: a distributed run's processes each train the same weights, and never read half a file.
-        artifacts.save_weights(model, path)
+        durable.save_model(model, path, weights_only=True)
     run.warm_start = str(path)
     for model in (run.hypermodel, run.injection_hypermodel):
         if model is not None:

@@ -17,10 +17,13 @@ from pathlib import Path
 import keras
 import keras_tuner
 
+from bayesft_keras.device import seeds
 from bayesft_keras.tuning import distributed
+from bayesft_keras.tuning import durable
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
 from bayesft_keras.tuning.oracle import BayesFTOracle
+from bayesft_keras.tuning.oracle import DriftRandomSearchOracle
 from bayesft_keras.utils import files
 
 MODEL_FILE = "model.keras"
@@ -30,8 +33,13 @@ def drift_objective():
     return keras_tuner.Objective(OBJECTIVE_NAME, direction="max")
 
 
-class DriftScoredTuner:
+class DriftScoredTuner(durable.DurableTunerMixin):
     """Mixin for a `keras_tuner.Tuner`: drift-scored trials, saved models, logs.
+
+    Its run directory survives kills and full disks (`bayesft_keras.tuning.durable`), and a
+    trial's randomness (weights, dropout masks, batch order) derives from `trial_seed`, the
+    method and the trial's id alone, so a resumed or distributed search gives each trial
+    the result of the uninterrupted one.
 
     Args:
         objective_spec: a `DriftObjective` (how trained models are scored).
@@ -39,6 +47,8 @@ class DriftScoredTuner:
         method: a name for this search in logs and tables (e.g. "bayesft").
         hparams_logger: optional `HParamsLogger` for TensorBoard.
         trials_csv: optional path of a CSV with every finished trial.
+        trial_seed: seeds every trial through `bayesft_keras.device.seeds.trial_seed`;
+            None leaves the process's random state as it is.
         **kwargs: the arguments of the Keras Tuner tuner.
     """
 
@@ -50,9 +60,11 @@ class DriftScoredTuner:
         method="bayesft",
         hparams_logger=None,
         trials_csv=None,
+        trial_seed=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.trial_seed = trial_seed
         self.objective_spec = objective_spec or DriftObjective()
         if validation_data is None:
             raise ValueError("`validation_data` (x, y) is required: the drift objective is measured on it.")
@@ -76,6 +88,8 @@ class DriftScoredTuner:
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         start = time.perf_counter()
+        if self.trial_seed is not None:
+            keras.utils.set_random_seed(seeds.trial_seed(self.trial_seed, self.method, trial.trial_id))
         # Under a tf.distribute strategy (data-parallel training) when one is given;
         # fit too, as it may compile again (the one-cycle schedule needs the step count).
         with keras_tuner.engine.tuner.maybe_distribute(self.distribution_strategy):
@@ -86,14 +100,16 @@ class DriftScoredTuner:
         metrics, report = self.objective_spec.evaluate(model, *self.validation_data)
         scored = time.perf_counter()
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        model.save(trial_dir / MODEL_FILE)
-        report.to_json(trial_dir / "drift_report.json")
+        with durable.saving(trial_dir):
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            durable.save_model(model, trial_dir / MODEL_FILE)
+            report.to_json(trial_dir / "drift_report.json")
         saved = time.perf_counter()
         if self.hparams_logger is not None:
-            self.hparams_logger.log_trial(
-                f"{self.method}_{trial.trial_id}", dict(hp.values), metrics
-            )
+            with durable.saving(self.hparams_logger.logdir):
+                self.hparams_logger.log_trial(
+                    f"{self.method}_{trial.trial_id}", dict(hp.values), metrics
+                )
         self.timings[trial.trial_id] = {
             "build": built - start,
             "fit": trained - built,
@@ -106,7 +122,13 @@ class DriftScoredTuner:
         return metrics
 
     def load_model(self, trial):
-        return keras.models.load_model(Path(self.get_trial_dir(trial.trial_id)) / MODEL_FILE)
+        path = Path(self.get_trial_dir(trial.trial_id)) / MODEL_FILE
+        if not path.is_file() or path.stat().st_size == 0:
+            raise ValueError(
+                f"The model of trial {trial.trial_id} ({path}) is missing or empty; delete that "
+                "trial's folder and resume to train it again."
+            )
+        return keras.models.load_model(path)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)  # the oracle records the trial on disk first
@@ -179,6 +201,7 @@ class _OracleTuner(DriftScoredTuner, keras_tuner.Tuner):
         defaults = {**self._common_options, **self._oracle_options}
         options = {name: kwargs.pop(name, default) for name, default in defaults.items()}
         oracle = self._oracle_class(objective=drift_objective(), max_trials=max_trials, seed=seed, **options)
+        kwargs.setdefault("trial_seed", seed)
         super().__init__(
             oracle=oracle, hypermodel=hypermodel, objective_spec=objective_spec,
             validation_data=validation_data, **kwargs,
@@ -213,4 +236,4 @@ class DriftRandomSearch(_OracleTuner):
     Args: as `BayesFTTuner`, without ``num_initial_points`` and ``initial_values``.
     """
 
-    _oracle_class = keras_tuner.oracles.RandomSearchOracle
+    _oracle_class = DriftRandomSearchOracle

@@ -75,6 +75,12 @@ def verdict_lines(result, titles):
             f"{g.gain:+.4f} ± {g.stderr:.4f} (standard error of the paired difference over "
             f"{g.chips} chips; {abs(g.z):.1f} SE)."
         )
+    if best is not None and best.trials < result.config.trials:
+        lines.append(
+            f"Warning: only {best.trials} of the {result.config.trials} BayesFT trials finished; the "
+            "others failed (their kt/bayesft/trial_*/trial.json hold the error) or the search space "
+            "ran out. The best rates are the best of those that finished."
+        )
     for method, r in result.methods.items():
         if did_not_learn(r.report, chance):
             lines.append(
