@@ -100,7 +100,7 @@ def output_classes(model):
     """The model's number of output classes: the last dimension of a single output (None if unknown)."""
     try:
         shape = model.output_shape
-    except (AttributeError, ValueError):
+    except Exception:  # noqa: BLE001  (a subclassed model has no static output shape)
         return None
     if isinstance(shape, list) or not isinstance(shape, tuple) or len(shape) < 2:
         return None
@@ -123,7 +123,8 @@ def check_labels(model, y, num_classes=None):
     name = getattr(model, "name", "model")
     if num_classes is not None and num_classes != (2 if classes == 1 else classes):
         raise ValueError(
-            f"Model {name!r} has {classes} output classes, but the data has {num_classes}: "
+            f"Model {name!r} has {classes} output class{'es' if classes != 1 else ''}, but the data "
+            f"has {num_classes}: "
             "evaluate a model on data of its own classes."
         )
     y = np.asarray(y)

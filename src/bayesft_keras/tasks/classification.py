@@ -92,14 +92,15 @@ def _check_classes(model, ds):
     """
     try:
         shape = model.output_shape
-    except (AttributeError, ValueError):
+    except Exception:  # noqa: BLE001  (a subclassed model has no static output shape)
         return
     if not isinstance(shape, tuple) or len(shape) != 2 or not isinstance(shape[-1], int):
         return
     classes = 2 if shape[-1] == 1 else shape[-1]
     if classes != ds.num_classes:
         raise ValueError(
-            f"Model {model.name!r} has {shape[-1]} output classes, but dataset {ds.name!r} has "
+            f"Model {model.name!r} has {shape[-1]} output class{'es' if shape[-1] != 1 else ''}, but "
+            f"dataset {ds.name!r} has "
             f"{ds.num_classes}: evaluate a model on a dataset of its own classes."
         )
 
