@@ -10,6 +10,8 @@ import typer
 from bayesft_keras.cli.app import UsageError
 from bayesft_keras.cli.app import app
 from bayesft_keras.cli.app import user_errors
+from bayesft_keras.utils import checks
+from bayesft_keras.utils.files import check_writable
 from bayesft_keras.utils.values import parse_values
 
 _NOISE_CHOICES = ("lognormal", "programming", "stuck-at")
@@ -98,8 +100,15 @@ def evaluate(
         device_kwargs["periphery"] = preset.periphery
     if not model.exists():
         raise FileNotFoundError(f"Model file not found: {model}")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder.")
+    # Before the sweep: a bad flag or an unwritable --out must not cost a whole sweep.
+    from bayesft_keras.device.quantization import validate_bits
+    from bayesft_keras.evaluation import validation
+
+    check_writable(out, "--out")
+    checks.seed(seed, "seed")
+    checks.seed(data_seed, "data_seed")
+    validation.check_threshold(threshold)
+    validate_bits(bits, "bits")
     # The bar starts with the first scored chip: input errors come before it.
     bar = None
     task = None
@@ -163,6 +172,7 @@ def plot(
     from bayesft_keras.evaluation import DriftReport
     from bayesft_keras.evaluation import plot_reports
 
+    check_writable(output, "--output", folder=False)
     loaded = [DriftReport.from_json(path) for path in reports]
     if labels is not None:
         names = [s.strip() for s in labels.split(",")]

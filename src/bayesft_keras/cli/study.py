@@ -9,6 +9,7 @@ import typer
 from bayesft_keras.cli.app import UsageError
 from bayesft_keras.cli.app import app
 from bayesft_keras.cli.app import user_errors
+from bayesft_keras.utils.files import check_writable
 
 
 def _floats(option, text):
@@ -63,6 +64,7 @@ def study(
         except ValueError:
             raise UsageError(f"--input-shape must be H,W,C (e.g. 28,28,1). Received: {input_shape!r}") from None
     directory = out or Path("runs") / f"study_{dataset}_{arch}"
+    check_writable(directory, "--out")
     try:
         result = run_study(
             arch=arch, dataset=dataset, components=names, seeds=seeds, sigmas=parse_values(sigmas),

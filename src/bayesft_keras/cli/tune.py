@@ -7,6 +7,7 @@ from bayesft_keras import tasks
 from bayesft_keras.cli.app import app
 from bayesft_keras.cli.app import fail
 from bayesft_keras.cli.app import user_errors
+from bayesft_keras.utils.files import check_writable
 
 
 def _parse_list(value):
@@ -104,6 +105,7 @@ def tune(
     )
     _check_names(config)
     directory = dir or Path("runs") / config.name
+    check_writable(directory, "--dir")  # a regular file or a read-only folder: one line, before any work
     from bayesft_keras.tuning.durable import SaveFailed
     from bayesft_keras.tuning.run_lock import RunDirectoryLocked
     from bayesft_keras.tuning.search import run_search

@@ -2,6 +2,8 @@ import dataclasses
 
 import numpy as np
 
+from bayesft_keras.utils import checks
+
 
 @dataclasses.dataclass
 class Dataset:
@@ -18,6 +20,27 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+
+    def check(self):
+        """Returns this dataset after checking it; raises `ValueError` naming the dataset and the split.
+
+        Images must be finite (a NaN pixel trains a network to NaN and scores
+        every chip at chance), labels integers in [0, num_classes), and each
+        split must hold one label per image. `bayesft_keras.data.load` checks
+        every dataset it returns, once.
+        """
+        owner = f"dataset {self.name!r}"
+        checks.positive_int("num_classes", self.num_classes)
+        for part in ("train", "val", "test"):
+            x, y = np.asarray(getattr(self, f"x_{part}")), np.asarray(getattr(self, f"y_{part}"))
+            if y.ndim != 1 or len(y) != len(x):
+                raise ValueError(
+                    f"`y_{part}` of {owner} must hold one class index per image. Received: "
+                    f"x_{part} of shape {x.shape}, y_{part} of shape {y.shape}"
+                )
+            checks.finite_array(f"x_{part}", x, owner=owner)
+            check_class_labels(f"y_{part}", y, self.num_classes, owner)
+        return self
 
     @property
     def input_shape(self):
@@ -37,6 +60,24 @@ class Dataset:
             f"Dataset({self.name!r}, input_shape={self.input_shape}, "
             f"num_classes={self.num_classes}, train={len(self.x_train)}, "
             f"val={len(self.x_val)}, test={len(self.x_test)})"
+        )
+
+
+def check_class_labels(name, y, num_classes, owner):
+    """Raises unless ``y`` holds integers in [0, num_classes) (integral floats count)."""
+    y = np.asarray(y)
+    if y.size == 0:
+        return
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise ValueError(f"`{name}` of {owner} must hold class indices. Received: labels of dtype {y.dtype}")
+    labels = y.reshape(-1).astype("float64")
+    bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(
+            f"`{name}` of {owner} must hold integers in [0, {num_classes}) (its num_classes). "
+            f"Received: {int(bad.sum())} label(s) that are not, the first {name}[{first}]="
+            f"{y.reshape(-1)[first].item()!r}"
         )
 
 

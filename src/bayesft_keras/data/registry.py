@@ -96,7 +96,7 @@ def load(
         ds.x_train, ds.y_train = ds.x_train[:max_examples], ds.y_train[:max_examples]
     if input_shape is not None:
         ds = ds.fit_to(input_shape, resize_mode)
-    return ds
+    return ds.check()
 
 
 def _digits(seed, test_fraction, validation_fraction):

@@ -4,6 +4,8 @@
 settings); all of them clone through `clone_with_weights`.
 """
 
+import warnings
+
 import keras
 
 from bayesft_keras.device import noise as noise_lib
@@ -121,17 +123,33 @@ def device_copy(model, noise=None, bits=None, periphery=None):
     return clone_with_weights(model, clone_layer, purpose="evaluated")
 
 
-def convert(model, noise=None, **device_args):
+def convert(model, noise=None, *, skip_unsupported=False, **device_args):
     """Returns a copy of ``model`` computed on a simulated ReRAM device.
 
     Every `Dense`, `Conv1D`, `Conv2D` and `DepthwiseConv2D` layer (in nested
     models too) becomes its ReRAM counterpart with the same configuration and
-    weights; ReRAM layers get the new device settings. All other layers are
-    cloned with their weights. ``model`` itself is left untouched.
+    weights; ReRAM layers get the new device settings. ``model`` itself is
+    left untouched.
+
+    The other layers are cloned with their weights, as they are:
+
+    - layers without weights (`Flatten`, `Dropout`, pooling, activations,
+      reshapes, ...) compute nothing on the crossbar;
+    - normalization layers (`BatchNormalization`, `LayerNormalization`,
+      `GroupNormalization`, `Normalization`, ...) and `PReLU` hold weights,
+      but they are the chip's digital periphery: they stay digital and exact;
+    - any other layer that holds weights (`LSTM`, `Conv3D`, `Embedding`,
+      `Conv2DTranspose`, a subclass of `Dense`, a custom layer, ...) cannot be
+      put on the device: its weights would not drift, and the drift results
+      would be silently optimistic. `convert` raises `ValueError` naming
+      every such layer, unless ``skip_unsupported=True``, which keeps them
+      as they are (digital, noise-free) with a warning naming them.
 
     Args:
         model: a built Sequential or Functional `keras.Model`.
         noise: the device noise model (`bayesft_keras.device.noise`), or `None`.
+        skip_unsupported: keep layers that hold weights but cannot be put on
+            the device as they are, with a warning, instead of raising.
         **device_args: the other device arguments of the ReRAM layers
             (`bits`, `per_channel`, `input_bits`, `output_bits`, `noisy_bias`,
             `train_noise`, `seed`, `periphery`; see `ReRAMDense`), at the
@@ -141,6 +159,10 @@ def convert(model, noise=None, **device_args):
         A new `keras.Model`.
     """
     _check_model(model, "convert")
+    if not isinstance(skip_unsupported, bool):
+        raise ValueError(
+            f"`skip_unsupported` of convert() must be a bool. Received: skip_unsupported={skip_unsupported!r}"
+        )
     unknown = sorted(set(device_args) - set(DEVICE_ARGS))
     if unknown:
         raise TypeError(f"convert() got an unexpected keyword argument {unknown[0]!r}")
@@ -149,6 +171,7 @@ def convert(model, noise=None, **device_args):
     for name in ("bits", "input_bits", "output_bits"):
         device[name] = quantization.validate_bits(device[name], name)
     device["periphery"] = periphery_lib.serialize(periphery_lib.get(device["periphery"]))
+    _check_supported(model, skip_unsupported)
 
     def clone_layer(layer):
         target = _device_class(layer)
@@ -159,6 +182,47 @@ def convert(model, noise=None, **device_args):
         return target.from_config(config)
 
     return clone_with_weights(model, clone_layer)[0]
+
+
+def unsupported_layers(model):
+    """The layers of ``model`` (nested ones too) that hold weights `convert` cannot put on the device."""
+    return [
+        layer
+        for layer in walk_layers(model)
+        if not isinstance(layer, keras.Model)
+        and _device_class(layer) is None
+        and layer.weights
+        and not isinstance(layer, _digital_layers())
+    ]
+
+
+def _check_supported(model, skip_unsupported):
+    unsupported = unsupported_layers(model)
+    if not unsupported:
+        return
+    names = ", ".join(f"{layer.name!r} ({type(layer).__name__})" for layer in unsupported)
+    supported = ", ".join(cls.__name__ for cls in REPLACEMENTS)
+    if not skip_unsupported:
+        raise ValueError(
+            f"convert() cannot put these layers of {model.name!r} on the device, and they hold "
+            f"weights: {names}. Only {supported} layers (and ReRAM layers) run on the crossbar. "
+            "Pass skip_unsupported=True to keep them as they are (digital, without drift)."
+        )
+    warnings.warn(
+        f"convert() keeps these layers of {model.name!r} as they are (digital, without drift): "
+        f"{names}. Only {supported} layers run on the crossbar.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _digital_layers():
+    """Layers with weights that are the chip's digital periphery: normalization, PReLU."""
+    names = (
+        "BatchNormalization", "LayerNormalization", "GroupNormalization", "Normalization",
+        "RMSNormalization", "UnitNormalization", "PReLU",
+    )
+    return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
 
 
 def to_keras(model):

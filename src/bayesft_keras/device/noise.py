@@ -10,6 +10,8 @@ Models are serializable Keras objects, so layers that hold them save and load
 with ``model.save`` / ``keras.models.load_model``.
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -19,18 +21,36 @@ _PACKAGE = "bayesft_keras"
 
 
 def check_in_range(name, value, low, high, cls):
+    """``value`` as a finite `float` in [low, high] (``high`` may be inf: any finite number above ``low``).
+
+    NaN and infinities are refused whatever the bounds: a strength or a time of inf
+    gives NaN weights, found only when training or scoring has run.
+    """
     try:
-        value = float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if number is None:
         raise ValueError(
             f"`{name}` of {cls} must be a number. Received: {name}={value!r}"
-        ) from None
-    if not (low <= value <= high):
-        raise ValueError(
-            f"`{name}` of {cls} must be in [{low}, {high}]. "
-            f"Received: {name}={value}"
         )
-    return value
+    if not math.isfinite(number) or not (low <= number <= high):
+        raise ValueError(
+            f"`{name}` of {cls} must be a finite number in [{low}, {high}]. "
+            f"Received: {name}={number}"
+        )
+    return number
+
+
+def check_finite(name, value, cls):
+    """``value`` as a finite `float` (a model constant of either sign)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"`{name}` of {cls} must be a finite number. Received: {name}={value!r}")
+    return number
 
 
 def max_abs(w):

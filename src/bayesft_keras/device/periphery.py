@@ -24,6 +24,8 @@ input/output bits of the layer, if any). With one:
   ``GlobalDriftCompensation``, with a noise-free read-out).
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -86,9 +88,9 @@ class Periphery(ConfigValue):
                 out_bound = float(out_bound)
             except (TypeError, ValueError):
                 out_bound = float("nan")
-            if not out_bound > 0:
+            if not (out_bound > 0 and math.isfinite(out_bound)):
                 raise ValueError(
-                    "`out_bound` of Periphery must be None (no bound) or a number > 0 "
+                    "`out_bound` of Periphery must be None (no bound) or a finite number > 0 "
                     f"(full-scale units). Received: out_bound={out_bound!r}"
                 )
         self.out_bound = out_bound

@@ -104,7 +104,7 @@ def evaluate_drift(
         raise ValueError("Give `sigmas` or `values`, not both.")
     x, y, data_name = validation.unpack_data(data)
     validation.check_model(model)
-    validation.check_data(model, x, y)
+    validation.check_data(model, x, y, metric=metric, num_classes=getattr(data, "num_classes", None))
     evaluator = DriftEvaluator(
         model,
         noise=noise,

@@ -108,7 +108,7 @@ class DriftEvaluator:
         """Holds ``(x, y)`` as backend tensors, batched (kept if the same arrays)."""
         if self._data_key is not None and self._data_key[0] is x and self._data_key[1] is y:
             return
-        x_np, y_np = validation.check_data(self.model, x, y)
+        x_np, y_np = validation.check_data(self.model, x, y, metric=self.metric_spec)
         n = len(x_np)
         batch_size = self.batch_size or min(n, DEFAULT_BATCH_SIZE)
         self._batches = [

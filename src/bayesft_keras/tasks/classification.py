@@ -67,7 +67,8 @@ def load_split(model, dataset="digits", split="test", data_seed=0, max_examples=
             f"Model {model.name!r} needs one input of fixed shape to load a dataset for it; "
             f"its input shape is {model.input_shape}."
         )
-    ds = data_lib.load(dataset, seed=data_seed)
+    ds = data_lib.load(dataset, seed=data_seed)  # checked: finite images, labels in [0, classes)
+    _check_classes(model, ds)
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
     if max_examples is not None:
         x, y = x[:max_examples], y[:max_examples]
@@ -81,6 +82,27 @@ def load_split(model, dataset="digits", split="test", data_seed=0, max_examples=
             f"input shape {input_shape}."
         )
     return x, y
+
+
+def _check_classes(model, ds):
+    """Raises when the model's classes (its output's last dimension) are not the dataset's.
+
+    A single output unit (a sigmoid) stands for 2 classes. A model of several
+    outputs, or of an unknown output width, is left to the metric.
+    """
+    try:
+        shape = model.output_shape
+    except Exception:  # noqa: BLE001  (a subclassed model has no static output shape)
+        return
+    if not isinstance(shape, tuple) or len(shape) != 2 or not isinstance(shape[-1], int):
+        return
+    classes = 2 if shape[-1] == 1 else shape[-1]
+    if classes != ds.num_classes:
+        raise ValueError(
+            f"Model {model.name!r} has {shape[-1]} output class{'es' if shape[-1] != 1 else ''}, but "
+            f"dataset {ds.name!r} has "
+            f"{ds.num_classes}: evaluate a model on a dataset of its own classes."
+        )
 
 
 class ClassificationTask(tasks.Task):

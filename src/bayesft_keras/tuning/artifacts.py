@@ -31,21 +31,51 @@ SUMMARY_FILE = "summary.md"
 def check_same_config(config, directory):
     """A run directory belongs to one configuration: resuming with other settings is refused.
 
-    Writes RUN/config.json on the first run.
+    Only reads: `write_config` writes RUN/config.json once every setting of the
+    run has been checked (`run_search`), so that a rejected run never claims a
+    directory. Raising ``trials`` continues the search (the finished trials are
+    kept and the budget grows); any other change, a lower ``trials`` included,
+    is refused.
+
+    Returns:
+        Whether RUN/config.json must be written: a new directory, or more trials.
     """
     path = directory / CONFIG_FILE
+    if not path.exists():
+        return True
     current = json.loads(json.dumps(config.to_dict()))
-    if path.exists():
+    try:
         saved = json.loads(path.read_text())
-        defaults = json.loads(json.dumps(TuneConfig().to_dict()))  # settings added since: their default
-        changed = sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
-        if changed:
-            raise ValueError(
-                f"Run directory {str(directory)!r} holds a search with other settings "
-                f"({', '.join(changed)}); use a new --dir or the same settings to resume."
-            )
-    else:
-        files.write_text(path, json.dumps(current, indent=2))
+        if not isinstance(saved, dict):
+            raise ValueError(f"a JSON {type(saved).__name__}, not the settings")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(
+            f"Run directory {str(directory)!r}: {path} cannot be read ({' '.join(str(e).split())}); "
+            "use a new --dir."
+        ) from None
+    defaults = json.loads(json.dumps(TuneConfig().to_dict()))  # settings added since: their default
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
+    was = {k: saved.get(k, defaults.get(k)) for k in changed}
+    if changed == ["trials"] and _is_count(was["trials"]) and current["trials"] > was["trials"]:
+        return True  # more trials: the search goes on from the trials it holds
+    if changed:
+        details = ", ".join(f"{k}: {was[k]!r} there, {current.get(k)!r} now" for k in changed)
+        raise ValueError(
+            f"Run directory {str(directory)!r} holds a search with other settings ({details}); "
+            "use a new --dir, or the same settings to resume (only --trials may be raised: "
+            "that continues the search)."
+        )
+    return False
+
+
+def write_config(config, directory):
+    """Writes RUN/config.json (atomically): the settings `check_same_config` compares with."""
+    current = json.loads(json.dumps(config.to_dict()))
+    files.write_text(directory / CONFIG_FILE, json.dumps(current, indent=2))
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def save_weights(model, path):

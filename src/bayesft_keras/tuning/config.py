@@ -6,11 +6,14 @@ Presets are TOML files (top-level ``tuners/``). Their tables (``[model]``,
 """
 
 import dataclasses
+import math
 import sys
 import tomllib
 from pathlib import Path
 
 from bayesft_keras import tasks
+from bayesft_keras.device import quantization
+from bayesft_keras.utils import checks
 
 # ftna, awp: the paper's own baselines (bayesft_keras.baselines), architecture zoo only:
 # each task lists those it runs (`Task.baselines`).
@@ -96,8 +99,9 @@ class TuneConfig:
 
         if self.task not in tasks.names():
             fail("task", self.task, f"one of {list(tasks.names())}")
-        if not isinstance(self.sigma, (int, float)) or self.sigma < 0:
-            fail("sigma", self.sigma, "a number >= 0")
+        if not _finite(self.sigma) or self.sigma < 0:
+            fail("sigma", self.sigma, "a finite number >= 0")
+        checks.seed(self.seed)  # the message of every seed argument: "`seed` must be a non-negative int"
         if not _positive_int(self.chips):
             fail("chips", self.chips, "an integer >= 1")
         if not _positive_int(self.trials):
@@ -117,20 +121,24 @@ class TuneConfig:
         if not _positive_int(self.report_chips):
             fail("report_chips", self.report_chips, "an integer >= 1")
         if self.bits is not None and (
-            isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 2 <= self.bits <= 16
+            isinstance(self.bits, bool) or not isinstance(self.bits, int)
+            or not quantization.MIN_BITS <= self.bits <= quantization.MAX_BITS
         ):
-            fail("bits", self.bits, "an integer in [2, 16] or none")
-        if not 0.0 <= self.min_clean_accuracy <= 1.0:
+            # 0 is not "none": full precision is written out, never implied by a number.
+            fail("bits", self.bits, f"an integer in [{quantization.MIN_BITS}, {quantization.MAX_BITS}] or none")
+        if not _finite(self.min_clean_accuracy) or not 0.0 <= self.min_clean_accuracy <= 1.0:
             fail("min_clean_accuracy", self.min_clean_accuracy, "in [0, 1]")
         for name in ("rate_range", "output_rate_range", "noise_injection_range"):
             value = getattr(self, name)
-            if len(value) != 2 or not 0.0 <= value[0] < value[1] or (
+            if len(value) != 2 or not all(_finite(v) for v in value) or not 0.0 <= value[0] < value[1] or (
                 name != "noise_injection_range" and value[1] >= 1.0
             ):
                 fail(name, value, "a pair (low, high) with 0 <= low < high (< 1 for dropout rates)")
         if self.sigma_range is not None:
-            if len(self.sigma_range) != 2 or not 0.0 <= self.sigma_range[0] < self.sigma_range[1]:
-                fail("sigma_range", self.sigma_range, "a pair (low, high) with 0 <= low < high")
+            if len(self.sigma_range) != 2 or not all(_finite(v) for v in self.sigma_range) or not (
+                0.0 <= self.sigma_range[0] < self.sigma_range[1]
+            ):
+                fail("sigma_range", self.sigma_range, "a pair (low, high) of finite numbers with 0 <= low < high")
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             fail("baselines", list(self.baselines), f"a subset of {list(BASELINES)}")
@@ -138,8 +146,10 @@ class TuneConfig:
         if zoo_only:
             fail("baselines", list(self.baselines),
                  f"without {zoo_only} for task={self.task!r} (classification only)")
-        if len(self.report_sigmas) != 3 or self.report_sigmas[0] < 0:
-            fail("report_sigmas", self.report_sigmas, "(start, stop, count) with start >= 0")
+        if len(self.report_sigmas) != 3 or not all(_finite(v) for v in self.report_sigmas) or (
+            self.report_sigmas[0] < 0
+        ):
+            fail("report_sigmas", self.report_sigmas, "(start, stop, count) of finite numbers with start >= 0")
         if self.granularity not in ("stage", "layer"):
             fail("granularity", self.granularity, "'stage' or 'layer'")
         if self.init is not None and self.init not in INITS:
@@ -169,6 +179,11 @@ class TuneConfig:
         return dataclasses.asdict(self)
 
 
+def _finite(value):
+    """A real number (not a bool) that is neither NaN nor infinite."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -183,7 +198,7 @@ _TUPLE_FIELDS = {
 def _normalise(name, value):
     if name in _TUPLE_FIELDS and isinstance(value, list):
         return tuple(value)
-    if name == "bits" and value in ("none", "None", 0):
+    if name == "bits" and value in ("none", "None"):
         return None
     if name == "init" and value in ("none", "None", "default"):
         return None

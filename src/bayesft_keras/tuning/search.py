@@ -199,9 +199,13 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
 
 
 def _set_up(config, directory, verbose, build_hypermodel):
-    """The run directory, the seed, the task's data, the objective and the hypermodels."""
-    directory.mkdir(parents=True, exist_ok=True)
-    artifacts.check_same_config(config, directory)
+    """The run directory, the seed, the task's data, the objective and the hypermodels.
+
+    RUN/config.json is written last, once the data has loaded and the hypermodels
+    are built: a run refused for a bad setting (an unknown dataset, initial rates
+    that do not fit) leaves the directory free for the corrected command.
+    """
+    new_settings = artifacts.check_same_config(config, directory)  # reads only
     keras.utils.set_random_seed(config.seed)
     task = tasks.get(config.task)
     ds = task.load_data(config)
@@ -224,6 +228,10 @@ def _set_up(config, directory, verbose, build_hypermodel):
     injection_hypermodel = None
     if "noise_injection" in config.baselines:
         injection_hypermodel = build_hypermodel(config, ds, noise_injection=True)
+    _initial_values(config, hypermodel)  # raises on initial rates that do not fit the dropout sites
+    directory.mkdir(parents=True, exist_ok=True)
+    if new_settings:
+        artifacts.write_config(config, directory)
     return _Run(
         config=config, directory=directory, verbose=verbose, task=task, ds=ds, objective=objective,
         hypermodel=hypermodel, injection_hypermodel=injection_hypermodel,

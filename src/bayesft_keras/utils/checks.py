@@ -122,3 +122,30 @@ def boolean(name, value):
     if not isinstance(value, bool):
         raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
     return value
+
+
+def finite_array(name, array, owner=None):
+    """Raises unless the numeric array holds only finite values, naming the first example that does not.
+
+    Args:
+        name: the array's name in the message ("x", "x_train", ...).
+        array: any array; integer and boolean arrays are finite by construction.
+        owner: what the array belongs to, in the message (e.g. "dataset 'digits'").
+    """
+    array = np.asarray(array)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating)):
+        return
+    # One float64 sum is finite exactly when every value is, unless it overflows: then look closer.
+    if array.size == 0 or np.isfinite(np.sum(array, dtype=np.result_type(array.dtype, np.float64))):
+        return
+    rows = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(-1, 1)
+    bad = ~np.isfinite(rows)
+    per_example = bad.any(axis=1)
+    if not per_example.any():
+        return
+    first = int(np.argmax(per_example))
+    where = f"`{name}` of {owner}" if owner else f"`{name}`"
+    raise ValueError(
+        f"{where} must hold finite numbers. Received: {int(bad.sum())} NaN or infinite value(s) in "
+        f"{int(per_example.sum())} of {len(per_example)} examples, the first in example {first}"
+    )

@@ -3,6 +3,8 @@
 See `bayesft_keras.device.physics` for the whole picture.
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -28,8 +30,8 @@ def check_coefficients(name, values, cls, length=None):
         raise ValueError(
             f"`{name}` of {cls} must be a list of numbers. Received: {name}={values!r}"
         ) from None
-    if not values or (length is not None and len(values) != length):
-        allowed = f"{length} numbers" if length else "a non-empty list of numbers"
+    if not values or (length is not None and len(values) != length) or not all(math.isfinite(v) for v in values):
+        allowed = f"{length} finite numbers" if length else "a non-empty list of finite numbers"
         raise ValueError(f"`{name}` of {cls} must be {allowed}. Received: {name}={list(values)!r}")
     return values
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from bayesft_keras.device import conductance as conductance_lib
+from bayesft_keras.device.noise import check_finite
 from bayesft_keras.device.noise import check_in_range
 from bayesft_keras.device.noise import normal_like
 from bayesft_keras.device.physics.base import INF
@@ -188,9 +189,9 @@ class ReRamCMONoise(ConductanceNoise):
             prog_coeff = _CMO_PROG_COEFF[acceptance_range]
         self.acceptance_range = acceptance_range
         self.prog_coeff = check_coefficients("prog_coeff", prog_coeff, cls, length=2)
-        self.decay_mean = float(decay_mean)
+        self.decay_mean = check_finite("decay_mean", decay_mean, cls)
         self.decay_std = check_coefficients("decay_std", decay_std, cls, length=2)
-        self.read_k = float(read_k)
+        self.read_k = check_finite("read_k", read_k, cls)
         self.t_read = check_in_range("t_read", t_read, 1e-30, INF, cls)
 
     def program(self, g_target, seed, params):
