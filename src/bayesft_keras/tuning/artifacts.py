@@ -78,13 +78,6 @@ def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def save_weights(model, path):
-    """``model.save_weights(path)``, atomically (Keras needs the `.weights.h5` name, so no `utils.files`)."""
-    tmp = path.with_name(f"{path.name.removesuffix('.weights.h5')}.{os.getpid()}.tmp.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
-
-
 def write_report(directory, method, report):
     """RUN/reports/<method>.json and .csv of one method's `DriftReport`."""
     reports = directory / REPORTS_DIR
