@@ -23,11 +23,26 @@ def launch(
     gpus: Optional[str] = typer.Option(
         None, help="Comma list of GPU ids to spread the workers over, one GPU each in turn (e.g. 0,1,2,3)."
     ),
+    token_file: Optional[Path] = typer.Option(
+        None, "--token-file",
+        help="File holding the token every call to the chief must carry (default: a random one per launch, or "
+             "$BAYESFT_CHIEF_TOKEN when set).",
+    ),
+    tls_cert: Optional[Path] = typer.Option(
+        None, "--tls-cert", help="The chief's TLS certificate (PEM): it serves over TLS (with --tls-key)."
+    ),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="The chief's TLS private key (PEM)."),
+    tls_ca: Optional[Path] = typer.Option(
+        None, "--tls-ca", help="Certificate the workers check the chief's against (default: --tls-cert, self-signed)."
+    ),
 ):
     """Run a distributed search on this machine: a chief and N workers, with logs in RUN/logs.
 
     Other options are those of `bayesft-keras tune` and go to every process,
-    e.g. `bayesft-keras launch --workers 2 --preset quick --trials 8`.
+    e.g. `bayesft-keras launch --workers 2 --preset quick --trials 8`. Every
+    call to the chief must carry the run's token: a random one made for the
+    launch and passed to each process in BAYESFT_CHIEF_TOKEN (set it yourself
+    to let workers started elsewhere join), or the file of --token-file.
     """
     from bayesft_keras.tuning import launcher
     from bayesft_keras.tuning.config import BASELINES
@@ -55,6 +70,10 @@ def launch(
         restarts=restarts,
         gpus=_parse_gpus(gpus),
         echo=lambda line: typer.echo(line),
+        token_file=token_file,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_ca=tls_ca,
     )
     for worker_id, codes in result.exit_codes.items():
         if codes and codes[-1] not in (0, None):

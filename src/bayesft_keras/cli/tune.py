@@ -53,12 +53,26 @@ def tune(
     distribute: str = typer.Option(
         "none", help="Data-parallel training of each trial: 'mirrored' (tf.distribute over local GPUs) or 'none'."
     ),
+    # Who may talk to the chief (tuning/cluster.py: ChiefSecurity).
+    token_file: Optional[Path] = typer.Option(
+        None, "--token-file",
+        help="File holding the run's token: the chief refuses calls without it (default: $BAYESFT_CHIEF_TOKEN).",
+    ),
+    tls_cert: Optional[Path] = typer.Option(
+        None, "--tls-cert", help="Chief: its TLS certificate (PEM), with --tls-key. Worker: trusted when no --tls-ca."
+    ),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="Chief: its TLS private key (PEM)."),
+    tls_ca: Optional[Path] = typer.Option(
+        None, "--tls-ca", help="Worker: the certificate (CA) the chief's TLS certificate is checked against."
+    ),
 ):
     """Search per-layer dropout rates that keep a network accurate after ReRAM drift (BayesFT)."""
     from bayesft_keras.tuning import distributed
     from bayesft_keras.tuning.config import load_preset
 
-    cluster = distributed.Cluster.from_flags(chief, worker_id)
+    cluster = distributed.Cluster.from_flags(
+        chief, worker_id, token_file=token_file, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca
+    )
     if distribute not in distributed.DISTRIBUTE_CHOICES:
         fail(f"`distribute` must be one of {list(distributed.DISTRIBUTE_CHOICES)}. Received: distribute={distribute!r}")
 

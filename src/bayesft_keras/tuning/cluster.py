@@ -12,6 +12,13 @@ own oracle: the chief serves search ``i`` on port ``PORT + i``, so a worker
 that moves on to the next search can never reach the oracle of the previous
 one.
 
+Nobody else takes part (`ChiefSecurity`): the chief accepts a call only with
+the run's token, a shared secret every process reads from
+``--token-file PATH`` or, without it, from the ``BAYESFT_CHIEF_TOKEN``
+variable (`launch` sets a random one per launch). With ``--tls-cert`` and
+``--tls-key`` the chief serves over TLS; workers then trust ``--tls-ca`` (or,
+without it, ``--tls-cert``: a self-signed chief certificate).
+
 `mirrored_strategy` gives the per-trial data-parallel training
 (`tf.distribute.MirroredStrategy` over the local GPUs) passed to the tuners.
 """
@@ -20,12 +27,17 @@ import contextlib
 import dataclasses
 import os
 import re
+import stat
+import sys
 from pathlib import Path
 
 CHIEF = "chief"
 ENV_TUNER_ID = "KERASTUNER_TUNER_ID"
 ENV_ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ENV_ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
+ENV_CHIEF_TOKEN = "BAYESFT_CHIEF_TOKEN"  # the run's shared secret, when no --token-file is given
+TOKEN_MIN_LENGTH = 16
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: a gRPC metadata value
 _WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DISTRIBUTE_CHOICES = ("none", "mirrored")
 
@@ -62,6 +74,132 @@ def check_worker_id(worker_id):
 
 
 @dataclasses.dataclass(frozen=True)
+class ChiefSecurity:
+    """Who may talk to the chief: the run's token and the TLS files.
+
+    Args:
+        token: the shared secret every call to the chief carries (None: the
+            chief takes calls from anyone who reaches its port).
+        cert, key: the chief's certificate chain and private key (PEM bytes):
+            it serves over TLS.
+        roots: a worker's trusted certificates (PEM bytes): it connects over
+            TLS and checks the chief's certificate against them.
+    """
+
+    token: str = dataclasses.field(default=None, repr=False)
+    cert: bytes = dataclasses.field(default=None, repr=False)
+    key: bytes = dataclasses.field(default=None, repr=False)
+    roots: bytes = dataclasses.field(default=None, repr=False)
+
+    def __repr__(self):
+        parts = [f"token={'set' if self.token else None}", f"tls={self.tls}"]
+        return f"ChiefSecurity({', '.join(parts)})"
+
+    @property
+    def tls(self):
+        return bool(self.cert or self.roots)
+
+    @classmethod
+    def from_flags(cls, is_chief, token_file=None, tls_cert=None, tls_key=None, tls_ca=None, environ=None):
+        """From ``--token-file`` (else ``BAYESFT_CHIEF_TOKEN``) and ``--tls-cert/--tls-key/--tls-ca``.
+
+        The chief serves over TLS when given ``--tls-cert`` and ``--tls-key``
+        (both or neither); a worker connects over TLS when given ``--tls-ca``
+        or, for a self-signed chief certificate, ``--tls-cert`` alone.
+        """
+        environ = os.environ if environ is None else environ
+        if token_file is not None:
+            token = read_token_file(token_file)
+        elif environ.get(ENV_CHIEF_TOKEN) is not None:
+            token = check_token(environ[ENV_CHIEF_TOKEN], ENV_CHIEF_TOKEN)
+        else:
+            token = None
+        if is_chief:
+            if (tls_cert is None) != (tls_key is None):
+                given, missing = ("tls_cert", "tls_key") if tls_key is None else ("tls_key", "tls_cert")
+                value = tls_cert if tls_key is None else tls_key
+                raise ValueError(
+                    f"`{given}` needs `{missing}`: the chief serves over TLS with its certificate and its "
+                    f"private key. Received: {given}={str(value)!r}"
+                )
+            if tls_ca is not None and tls_cert is None:
+                raise ValueError(
+                    "`tls_ca` is for workers: the chief serves over TLS with `tls_cert` and `tls_key`. "
+                    f"Received: tls_ca={str(tls_ca)!r} without tls_cert"
+                )
+            cert = _read_pem("tls_cert", tls_cert, "CERTIFICATE") if tls_cert is not None else None
+            key = _read_pem("tls_key", tls_key, "PRIVATE KEY") if tls_key is not None else None
+            return cls(token=token, cert=cert, key=key)
+        if tls_key is not None and tls_ca is None and tls_cert is None:
+            raise ValueError(
+                "`tls_key` is the chief's: a worker trusts `tls_ca` (or the chief's self-signed `tls_cert`). "
+                f"Received: tls_key={str(tls_key)!r}"
+            )
+        trusted, name = (tls_ca, "tls_ca") if tls_ca is not None else (tls_cert, "tls_cert")
+        roots = _read_pem(name, trusted, "CERTIFICATE") if trusted is not None else None
+        return cls(token=token, roots=roots)
+
+
+def check_token(token, name=ENV_CHIEF_TOKEN):
+    """A token: at least `TOKEN_MIN_LENGTH` printable ASCII characters, no spaces. Never quoted in messages."""
+    if not isinstance(token, str) or len(token) < TOKEN_MIN_LENGTH or not _TOKEN.match(token):
+        length = len(token) if isinstance(token, str) else type(token).__name__
+        raise ValueError(
+            f"`{name}` must be a token of at least {TOKEN_MIN_LENGTH} printable ASCII characters without spaces "
+            f"(e.g. `python -c \"import secrets; print(secrets.token_urlsafe(32))\"`). Received: a value of "
+            f"{length} character(s)"
+        )
+    return token
+
+
+def read_token_file(path):
+    """The token in ``path`` (surrounding whitespace stripped); warns when other users can read the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise ValueError(
+            f"`token_file` must be a readable file holding the run's token. Received: token_file={str(path)!r} "
+            f"({reason})"
+        ) from None
+    if not text:
+        raise ValueError(f"`token_file` holds no token. Received: token_file={str(path)!r} (empty)")
+    try:
+        check_token(text, "token_file")
+    except ValueError as e:
+        raise ValueError(f"{e} in token_file={str(path)!r}") from None
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        print(
+            f"Warning: the token file {str(path)!r} can be read by other users (mode {stat.filemode(mode)}); "
+            f"`chmod 600 {path}` keeps them out of the search.",
+            file=sys.stderr, flush=True,
+        )
+    return text
+
+
+def _read_pem(name, path, kind):
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError(
+            f"`{name}` must be a readable PEM file. Received: {name}={str(path)!r} ({e.strerror or e})"
+        ) from None
+    if b"-----BEGIN " not in data or kind.encode() not in data:
+        raise ValueError(f"`{name}` must be a PEM file holding a {kind.lower()}. Received: {name}={str(path)!r}")
+    return data
+
+
+_ACTIVE = []  # the clusters whose `activate` block is running, innermost last
+
+
+def active_cluster():
+    """The `Cluster` whose `activate` block is running (innermost), or None."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+@dataclasses.dataclass(frozen=True)
 class Cluster:
     """This process's place in a distributed search.
 
@@ -72,23 +210,38 @@ class Cluster:
             uses ``port + i``.
         worker_id: "chief", or this worker's id (unique in the cluster; a
             worker restarted with the same id takes over its trial).
+        security: a `ChiefSecurity` (the token, TLS); None: no token, no TLS.
     """
 
     host: str
     port: int
     worker_id: str
+    security: ChiefSecurity = None
 
     @classmethod
-    def from_flags(cls, chief, worker_id):
-        """From ``--chief HOST:PORT --worker-id ID``; None when neither is given."""
+    def from_flags(cls, chief, worker_id, token_file=None, tls_cert=None, tls_key=None, tls_ca=None):
+        """From ``--chief HOST:PORT --worker-id ID`` and the security flags; None when neither is given.
+
+        The token comes from ``token_file`` or, without it, from the
+        ``BAYESFT_CHIEF_TOKEN`` variable (see `ChiefSecurity.from_flags`).
+        """
+        security_flags = {"token_file": token_file, "tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca}
         if chief is None and worker_id is None:
+            for name, value in security_flags.items():
+                if value is not None:
+                    raise ValueError(
+                        f"`--{name.replace('_', '-')}` is for a distributed search: it needs `--chief HOST:PORT` "
+                        f"and `--worker-id`. Received: {name}={str(value)!r}"
+                    )
             return None
         if chief is None:
             raise ValueError(f"`--worker-id` needs `--chief HOST:PORT`. Received: worker_id={worker_id!r}")
         if worker_id is None:
             raise ValueError(f"`--chief` needs `--worker-id` ('chief' or a worker id). Received: chief={chief!r}")
         host, port = parse_address(chief)
-        return cls(host, port, check_worker_id(worker_id))
+        worker_id = check_worker_id(worker_id)
+        security = ChiefSecurity.from_flags(worker_id == CHIEF, **security_flags)
+        return cls(host, port, worker_id, security)
 
     @property
     def is_chief(self):
@@ -112,7 +265,11 @@ class Cluster:
     def activate(self, search_index=0):
         """Sets the variables while a search's tuner is built and run; restores them after."""
         with _environment(self.environment(search_index)):
-            yield self
+            _ACTIVE.append(self)
+            try:
+                yield self
+            finally:
+                _ACTIVE.remove(self)
 
 
 @contextlib.contextmanager
@@ -149,6 +306,11 @@ def local_resume(project_dir):
 def grpc_host(host):
     """``host`` as gRPC addresses write it: an IPv6 address in brackets."""
     return f"[{host}]" if ":" in host else host
+
+
+def every_interface(host):
+    """Whether a server bound to ``host`` listens on every interface (0.0.0.0, ::, an empty host)."""
+    return host.strip("[]") in ("", "0.0.0.0", "::", "0:0:0:0:0:0:0:0")
 
 
 def mirrored_strategy(name):

@@ -7,21 +7,31 @@ again), and exits when the chief does. The run directory is shared by every
 process: workers save each trial's model there, and the chief, once every
 search has ended, reads the best models back and writes the reports.
 Trials whose saved state is still RUNNING at the end are lost (`lost_trials`).
+
+Every process of a launch shares one token (`process_plan`): a random one
+made for the launch (or ``BAYESFT_CHIEF_TOKEN`` when it is set, so that
+workers started by hand elsewhere can join), passed in that variable, never on
+a command line; or the user's ``--token-file``, passed to every process.
 """
 
 import dataclasses
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bayesft_keras.tuning.cluster import CHIEF
+from bayesft_keras.tuning.cluster import ENV_CHIEF_TOKEN
 from bayesft_keras.tuning.cluster import ENV_ORACLE_IP
 from bayesft_keras.tuning.cluster import ENV_ORACLE_PORT
 from bayesft_keras.tuning.cluster import ENV_TUNER_ID
+from bayesft_keras.tuning.cluster import ChiefSecurity
+from bayesft_keras.tuning.cluster import check_token
+from bayesft_keras.tuning.cluster import every_interface
 from bayesft_keras.tuning.cluster import grpc_host
 from bayesft_keras.utils import checks
 
@@ -139,8 +149,52 @@ def tune_command(tune_args, directory, chief, worker_id):
     ]
 
 
+def process_plan(tune_args, directory, workers, chief_address, *, gpus=None, token_file=None, tls_cert=None,
+                 tls_key=None, tls_ca=None, environ=None):
+    """``{id: (command, environment)}`` of every process of a launch: the chief, then tuner0, tuner1, ...
+
+    The processes share one token: ``token_file`` (``--token-file`` on every
+    command line) or, without it, ``BAYESFT_CHIEF_TOKEN`` in each one's
+    environment: the value in ``environ`` (default: this process's) when it is
+    set, else a random token made here. With ``tls_cert``/``tls_key`` the
+    chief serves over TLS and the workers trust ``tls_ca`` (default: the
+    chief's certificate, self-signed). Nothing is started.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    env = dict(environ, PYTHONUNBUFFERED="1")
+    for key in (ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT, ENV_CHIEF_TOKEN):
+        env.pop(key, None)
+    chief_args, worker_args = [], []
+    if token_file is not None:
+        chief_args += ["--token-file", str(Path(token_file).absolute())]
+        worker_args += ["--token-file", str(Path(token_file).absolute())]
+    elif environ.get(ENV_CHIEF_TOKEN) is not None:
+        env[ENV_CHIEF_TOKEN] = check_token(environ[ENV_CHIEF_TOKEN])
+    else:
+        env[ENV_CHIEF_TOKEN] = secrets.token_urlsafe(32)
+    if tls_cert is not None or tls_key is not None:
+        chief_args += ["--tls-cert", str(Path(tls_cert).absolute()), "--tls-key", str(Path(tls_key).absolute())]
+        worker_args += ["--tls-ca", str(Path(tls_ca if tls_ca is not None else tls_cert).absolute())]
+    ids = [CHIEF] + [f"tuner{i}" for i in range(workers)]
+    envs = {worker_id: env for worker_id in ids}
+    if gpus:
+        gpus = [str(g).strip() for g in gpus]
+        shared = dict(env, TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false")
+        envs = {worker_id: dict(shared, CUDA_VISIBLE_DEVICES=gpus[max(i - 1, 0) % len(gpus)])
+                for i, worker_id in enumerate(ids)}
+    return {
+        worker_id: (
+            tune_command([*tune_args, *(chief_args if worker_id == CHIEF else worker_args)], directory,
+                         chief_address, worker_id),
+            envs[worker_id],
+        )
+        for worker_id in ids
+    }
+
+
 def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, searches=1, restarts=2, gpus=None,
-           grace_seconds=60, poll_seconds=0.5, echo=print):
+           grace_seconds=60, poll_seconds=0.5, echo=print, token_file=None, tls_cert=None, tls_key=None,
+           tls_ca=None):
     """Runs one search as a chief and ``workers`` workers on this machine; waits for it.
 
     Args:
@@ -163,6 +217,13 @@ def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, search
             None: every process sees what this one sees.
         grace_seconds: how long workers may run on once the chief has ended.
         echo: where progress lines go.
+        token_file: a file holding the run's token, given to every process;
+            None: a random token per launch (``BAYESFT_CHIEF_TOKEN`` when
+            set), in the processes' environment (see `process_plan`).
+        tls_cert, tls_key: the chief's TLS certificate and private key (PEM):
+            it then serves over TLS.
+        tls_ca: the certificate the workers check the chief's against
+            (default: ``tls_cert``, self-signed).
 
     Returns:
         a `LaunchResult`; its exit code is 0 when the chief and every worker
@@ -171,25 +232,24 @@ def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, search
     """
     checks.integer("workers", workers, minimum=1)
     checks.integer("restarts", restarts, minimum=0)
+    # Every file is read now: a bad one stops the launch before any process starts.
+    tls = dict(tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca)
+    security = ChiefSecurity.from_flags(True, token_file=token_file, **tls)
+    ChiefSecurity.from_flags(False, **tls)
     directory = Path(directory)
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host, searches)
     chief_address = f"{grpc_host(host)}:{port}"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    for key in (ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT):
-        env.pop(key, None)
-    ids = [CHIEF] + [f"tuner{i}" for i in range(workers)]
-    envs = {worker_id: env for worker_id in ids}
-    if gpus:
-        gpus = [str(g).strip() for g in gpus]
-        shared = dict(env, TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false")
-        envs = {worker_id: dict(shared, CUDA_VISIBLE_DEVICES=gpus[max(i - 1, 0) % len(gpus)])
-                for i, worker_id in enumerate(ids)}
+    if every_interface(host) and not security.cert:
+        print(f"Warning: the chief listens on every interface ({host}) without TLS: its token and trials cross "
+              "the network in clear text; give launch --tls-cert and --tls-key, or --host 127.0.0.1.",
+              file=sys.stderr, flush=True)
+    plan = process_plan(tune_args, directory, workers, chief_address, gpus=gpus, token_file=token_file, **tls)
+    ids = list(plan)
     procs = {
-        worker_id: _Process(worker_id, tune_command(tune_args, directory, chief_address, worker_id),
-                            logs / f"{worker_id}.log", env=envs[worker_id])
-        for worker_id in ids
+        worker_id: _Process(worker_id, command, logs / f"{worker_id}.log", env=env)
+        for worker_id, (command, env) in plan.items()
     }
     echo(f"chief on {chief_address}, {workers} worker(s); logs in {logs}")
     for proc in procs.values():
