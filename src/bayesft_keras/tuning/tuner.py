@@ -64,6 +64,7 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        distributed.secure_worker_oracle(self)  # a worker's calls to the chief carry the run's token
         self.trial_seed = trial_seed
         self.objective_spec = objective_spec or DriftObjective()
         if validation_data is None:
