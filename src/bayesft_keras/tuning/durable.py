@@ -106,6 +106,13 @@ class DurableOracleMixin:
             self.trials[trial.trial_id] = trial
         return torn
 
+    def run_again(self, trial_id, reason):
+        """Sets a finished trial's folder aside (`reason` says why) and runs the trial again."""
+        trial = self.trials.pop(trial_id)
+        self._set_aside(self._get_trial_dir(trial.trial_id), reason)
+        self.set_state(self._without_missing_trials(self.get_state()))
+        self._run_again(trial_id)
+
     def _run_again(self, trial_id):
         # Keras Tuner numbers new trials by how many it holds: the torn trial keeps its place
         # (and its id), with values proposed anew, and runs next.
@@ -170,7 +177,15 @@ class DurableOracleMixin:
 
 
 class DurableTunerMixin:
-    """For a `keras_tuner.Tuner`: an atomic `tuner0.json` that a resume never fails on."""
+    """For a `keras_tuner.Tuner`: an atomic `tuner0.json` that a resume never fails on, and
+    finished trials whose files are damaged run again.
+
+    A tuner lists the files a finished trial must have in `trial_files(trial)`.
+    """
+
+    def trial_files(self, trial):
+        """Paths that a finished `trial` must hold, whole (none by default)."""
+        return []
 
     def save(self):
         if not self._is_worker():
@@ -182,12 +197,20 @@ class DurableTunerMixin:
     def reload(self):
         if not self._is_worker():
             self.oracle.reload()
+            for trial in list(self.oracle.trials.values()):
+                damaged = [p for p in self.trial_files(trial) if not _whole(p)]
+                if trial.status == keras_tuner.engine.trial.TrialStatus.COMPLETED and damaged:
+                    self.oracle.run_again(trial.trial_id, f"{damaged[0]} is missing or empty")
         path = self._get_tuner_fname()
         try:
             self.set_state(read_json(path))
         except (OSError, ValueError) as e:
             # Keras Tuner's tuners keep no state in it: rewriting it loses nothing.
             warnings.warn(f"{e}: rewritten.", TornFileWarning, stacklevel=2)
+
+
+def _whole(path):
+    return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
 def save_model(model, path, weights_only=False):

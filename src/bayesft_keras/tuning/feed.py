@@ -57,5 +57,18 @@ def array_feed(x, y, batch_size, *, shuffle=True, seed=None):
     return dataset, steps
 
 
+def epoch_per_call():
+    """Whether a fit may run an epoch per compiled call (`steps_per_execution`) here.
+
+    Not under a `tf.distribute` strategy: TensorFlow 2.21's multi-step loop of a
+    `MirroredStrategy` fails ("You must feed a value for placeholder tensor").
+    """
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return not tf.distribute.has_strategy()
+
+
 def _is_array(value):
     return isinstance(value, np.ndarray) and value.ndim >= 1

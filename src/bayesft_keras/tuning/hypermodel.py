@@ -331,7 +331,8 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             if model._bayesft_total_steps != total:
                 self._compile(model, total)
         fed_args, fed_kwargs = _fed(args, kwargs)
-        if fed_args is not args and model.train_function is None and not kwargs.get("callbacks"):
+        first_fit = model.train_function is None
+        if fed_args is not args and first_fit and not kwargs.get("callbacks") and feed.epoch_per_call():
             # One compiled call per epoch: at a small network's size, TensorFlow's dispatch of
             # each step costs as much as the step (`tuning.feed`). Only before the first fit,
             # while no train function is traced, and without callbacks, which would then see

@@ -122,12 +122,17 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         self._trial_metrics = metrics
         return metrics
 
+    def trial_files(self, trial):
+        # A finished trial without its model (a copy from an older version, a damaged disk)
+        # runs again on resume rather than failing the final report.
+        return [Path(self.get_trial_dir(trial.trial_id)) / MODEL_FILE]
+
     def load_model(self, trial):
         path = Path(self.get_trial_dir(trial.trial_id)) / MODEL_FILE
         if not path.is_file() or path.stat().st_size == 0:
             raise ValueError(
-                f"The model of trial {trial.trial_id} ({path}) is missing or empty; delete that "
-                "trial's folder and resume to train it again."
+                f"Trial {trial.trial_id} ({trial.status}) has no saved model: {path} is missing or "
+                "empty. Its trial.json holds any error; a resume trains a damaged finished trial again."
             )
         return keras.models.load_model(path)
 
