@@ -21,8 +21,8 @@ _CONVS = (
 
 
 def plan(granularity):
-    """Layer: ``conv1 .. conv5, output``; stage (pooling blocks): ``stage1`` = conv1,
-    ``stage2`` = conv2, ``stage3`` = conv3-5, then ``output``."""
+    """Layer: `conv1 .. conv5, output`; stage (pooling blocks): `stage1` = conv1,
+    `stage2` = conv2, `stage3` = conv3-5, then `output`."""
     pairs = []
     for i, (*_, stage) in enumerate(_CONVS, start=1):
         pairs.append((f"conv{i}", f"conv{i}" if granularity == "layer" else f"stage{stage}"))

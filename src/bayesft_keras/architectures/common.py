@@ -1,12 +1,12 @@
 """What every architecture of the zoo shares: settings, ReRAM blocks and dropout sites.
 
 A *dropout site* is one searchable rate. Each family lists its dropout
-*positions* (one per Dropout layer, e.g. ``conv3``) and the site each position
-belongs to for a granularity: with ``granularity="layer"`` every position is
-its own site; with ``"stage"`` the positions of one stage share a site (e.g.
-``stage1`` = convs 1-3 of VGG11, as in the BayesFT paper). A site's Dropout
-layer is named ``dropout_<site>``; when several layers share a site they are
-``dropout_<site>_1``, ``dropout_<site>_2``, ... (see `dropout_layers`).
+*positions* (one per Dropout layer, e.g. `conv3`) and the site each position
+belongs to for a granularity: with `granularity="layer"` every position is
+its own site; with `"stage"` the positions of one stage share a site (e.g.
+`stage1` = convs 1-3 of VGG11, as in the BayesFT paper). A site's Dropout
+layer is named `dropout_<site>`; when several layers share a site they are
+`dropout_<site>_1`, `dropout_<site>_2`, ... (see `dropout_layers`).
 """
 
 import dataclasses
@@ -85,7 +85,7 @@ class Settings:
                    tuple(sorted(device_options.items())), init, init_scale)
 
     def channels(self, base):
-        """``base`` channels (or units) scaled by the width multiplier, at least 1."""
+        """`base` channels (or units) scaled by the width multiplier, at least 1."""
         return max(1, int(round(base * self.width)))
 
     @property
@@ -116,7 +116,7 @@ def check_granularity(granularity, default):
 
 
 def group_count(channels):
-    """Groups of GroupNormalization: the largest divisor of ``channels`` that
+    """Groups of GroupNormalization: the largest divisor of `channels` that
     leaves at least two channels per group, at most 32 groups (1 if none)."""
     limit = min(_MAX_GROUPS, channels // 2)
     return max([g for g in range(1, limit + 1) if channels % g == 0] or [1])
@@ -127,8 +127,8 @@ class Builder:
 
     Args:
         settings: the `Settings`.
-        plan: ordered ``(position, site)`` pairs, one per Dropout layer.
-        rates: ``{site: rate}`` for every site of the plan.
+        plan: ordered `(position, site)` pairs, one per Dropout layer.
+        rates: `{site: rate}` for every site of the plan.
     """
 
     def __init__(self, settings, plan, rates):
@@ -140,18 +140,18 @@ class Builder:
     # -- weight layers --------------------------------------------------------
 
     def _initializers(self, activate, fan_in, depthwise_channels=None, residual_scale=None):
-        """``(kernel_initializer, bias_initializer)`` of a layer whose outputs each see
-        ``fan_in`` inputs, for `Settings.init`, with bounds times `Settings.init_scale`:
+        """`(kernel_initializer, bias_initializer)` of a layer whose outputs each see
+        `fan_in` inputs, for `Settings.init`, with bounds times `Settings.init_scale`:
 
-        - "torch": PyTorch's default for Conv2d/Linear (``kaiming_uniform_(a=sqrt(5))``):
+        - "torch": PyTorch's default for Conv2d/Linear (`kaiming_uniform_(a=sqrt(5))`):
           kernel and bias both U(+-1/sqrt(fan_in)). The BayesFT authors trained with it,
           and it tolerates drift far better than He (shared/REFERENCE.md).
         - "he": He-uniform, U(+-sqrt(6/fan_in)), for ReLU-like layers, Glorot-uniform
           for the others; zero biases.
         - "glorot": Glorot-uniform, zero biases (Keras's default).
 
-        ``residual_scale`` (he and glorot): the last layer of a residual branch starts
-        with variance ``residual_scale``/fan_in (as Fixup): without normalization, the
+        `residual_scale` (he and glorot): the last layer of a residual branch starts
+        with variance `residual_scale`/fan_in (as Fixup): without normalization, the
         sums of L branches would otherwise grow the signal ~2**(L/2).
         """
         s = self.settings
@@ -181,7 +181,7 @@ class Builder:
     ):
         """ReRAM convolution ('same' padding) -> normalization -> activation.
 
-        ``residual_scale``: for the last conv of a residual branch, its
+        `residual_scale`: for the last conv of a residual branch, its
         initial weight variance as a fraction of 1/fan-in (see `_initializer`).
         """
         s = self.settings
@@ -216,7 +216,7 @@ class Builder:
         return self.activate(self.normalize(x, name), name)
 
     def dense(self, x, units, name, activate=True):
-        """ReRAM dense layer -> normalization -> activation (both skipped when not ``activate``)."""
+        """ReRAM dense layer -> normalization -> activation (both skipped when not `activate`)."""
         s = self.settings
         use_bias = not activate or s.normalization == "none"
         kernel, bias = self._initializers(activate, x.shape[-1])
@@ -250,7 +250,7 @@ class Builder:
     # -- dropout --------------------------------------------------------------
 
     def dropout(self, x, position):
-        """The Dropout layer of ``position``: channel dropout on feature maps, plain otherwise."""
+        """The Dropout layer of `position`: channel dropout on feature maps, plain otherwise."""
         site = self._sites[position]
         rate = self.rates[site]
         name = self._names[position]
@@ -259,7 +259,7 @@ class Builder:
         return keras.layers.Dropout(rate, name=name)(x)
 
     def classify(self, x, num_classes):
-        """Output layer -> its dropout (position ``output``) -> softmax."""
+        """Output layer -> its dropout (position `output`) -> softmax."""
         x = self.dense(x, num_classes, "output", activate=False)
         x = self.dropout(x, "output")
         return keras.layers.Activation("softmax", name="probabilities")(x)
@@ -274,8 +274,8 @@ def sites_of(plan):
 
 
 def dropout_layer_names(plan):
-    """``{position: Dropout layer name}``: ``dropout_<site>``, or ``dropout_<site>_<k>``
-    when ``k``-th of several positions sharing the site."""
+    """`{position: Dropout layer name}`: `dropout_<site>`, or `dropout_<site>_<k>`
+    when `k`-th of several positions sharing the site."""
     counts = {}
     for _, site in plan:
         counts[site] = counts.get(site, 0) + 1
@@ -291,7 +291,7 @@ def dropout_layer_names(plan):
 
 
 def dropout_layers(model, site):
-    """The Dropout layers of ``model`` that take the rate of ``site``, in graph order."""
+    """The Dropout layers of `model` that take the rate of `site`, in graph order."""
     pattern = re.compile(rf"dropout_{re.escape(site)}(_\d+)?")
     return [
         layer
@@ -302,7 +302,7 @@ def dropout_layers(model, site):
 
 
 def resolve_rates(dropout, sites, arch):
-    """``dropout`` (None, a rate, or ``{site: rate}``) -> ``{site: rate}`` for every site."""
+    """`dropout` (None, a rate, or `{site: rate}`) -> `{site: rate}` for every site."""
     if dropout is None:
         rates = {}
     elif isinstance(dropout, dict):
@@ -362,7 +362,7 @@ def check_shape(input_shape):
 
 
 def make_divisible(value, divisor=8):
-    """MobileNet's channel rounding: nearest multiple of ``divisor``, never below 90%."""
+    """MobileNet's channel rounding: nearest multiple of `divisor`, never below 90%."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * value:
         rounded += divisor
@@ -378,7 +378,7 @@ def check_num_classes(num_classes):
 
 
 def smallest_size(fits, limit=4096):
-    """The smallest image side for which ``fits(side)`` holds (a shape trace)."""
+    """The smallest image side for which `fits(side)` holds (a shape trace)."""
     for side in range(1, limit + 1):
         if fits(side):
             return side
@@ -391,13 +391,13 @@ class Architecture:
 
     Attributes:
         name: the registry name.
-        build: ``build(builder, inputs, num_classes, **options) -> outputs``.
-        plan: ``plan(granularity, **options) -> [(position, site), ...]``,
+        build: `build(builder, inputs, num_classes, **options) -> outputs`.
+        plan: `plan(granularity, **options) -> [(position, site), ...]`,
             one pair per Dropout layer, in graph order.
         default_input_shape: the size the architecture is designed for.
         default_granularity: "layer" or "stage" (the paper's choice).
         min_size: the smallest image side it takes (1: any).
-        options: its own options and their defaults (e.g. ``{"depth": 3}``).
+        options: its own options and their defaults (e.g. `{"depth": 3}`).
         images: whether it needs (height, width, channels) inputs.
         summary: one line for the docs.
         default_init: the weight initialization used when none is given (see

@@ -8,7 +8,7 @@ from bayesft_keras.device.walk import walk_layers
 
 
 def flops(model):
-    """FLOPs of one example through the conv and dense layers of ``model``.
+    """FLOPs of one example through the conv and dense layers of `model`.
 
     Counts 2 FLOPs (a multiply and an add) per multiply-accumulate of every
     `Conv*`, `DepthwiseConv2D` and `Dense` layer (ReRAM ones included): the

@@ -17,7 +17,7 @@ def _check_depth(depth):
 
 
 def plan(granularity, depth=3):
-    """Sites ``fc1 .. fc<depth-1>`` after the hidden layers and ``output``; every
+    """Sites `fc1 .. fc<depth-1>` after the hidden layers and `output`; every
     layer is its own stage."""
     depth = _check_depth(depth)
     return [(f"fc{i}", f"fc{i}") for i in range(1, depth)] + [("output", "output")]

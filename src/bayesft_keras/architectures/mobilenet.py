@@ -10,8 +10,8 @@ shape is kept. Channels are width-scaled and rounded to multiples of 8; the
 1280 head only grows with width > 1.
 
 A channel dropout follows the stem, every block and the head conv. Sites:
-``granularity="stage"`` (default): ``stem, stage1 .. stage7, head, output``;
-``"layer"``: ``stem, block1 .. block17, head, output``.
+`granularity="stage"` (default): `stem, stage1 .. stage7, head, output`;
+`"layer"`: `stem, block1 .. block17, head, output`.
 """
 
 import keras

@@ -23,7 +23,7 @@ def available():
 
 
 def get(name):
-    """The `Architecture` entry of ``name`` (an alias resolves to its target)."""
+    """The `Architecture` entry of `name` (an alias resolves to its target)."""
     if isinstance(name, str):
         key = ALIASES.get(name.lower(), name.lower())
         if key in ARCHITECTURES:
@@ -44,8 +44,8 @@ def _options(arch, options):
 def sites(name, *, granularity=None, **kwargs):
     """The ordered dropout-site names of an architecture.
 
-    Takes the arguments of `build` (only ``granularity`` and the
-    architecture's own options, such as mlp's ``depth``, change the sites).
+    Takes the arguments of `build` (only `granularity` and the
+    architecture's own options, such as mlp's `depth`, change the sites).
     """
     arch = get(name)
     granularity = common.check_granularity(granularity, arch.default_granularity)
@@ -68,7 +68,7 @@ def default_input_shape(name):
 class Blueprint:
     """A validated architecture configuration, ready to build with any dropout rates.
 
-    Made by `blueprint`; `build` is ``blueprint(name, **kwargs).build(dropout)``.
+    Made by `blueprint`; `build` is `blueprint(name, **kwargs).build(dropout)`.
 
     Attributes:
         architecture: the `Architecture` entry.
@@ -86,8 +86,8 @@ class Blueprint:
         self.sites = common.sites_of(plan)
 
     def build(self, dropout=None, *, init_scale=None):
-        """The model, with ``dropout`` (None, one rate, or ``{site: rate}``), and
-        ``init_scale`` in place of the blueprint's when given (a searched value)."""
+        """The model, with `dropout` (None, one rate, or `{site: rate}`), and
+        `init_scale` in place of the blueprint's when given (a searched value)."""
         arch = self.architecture
         rates = common.resolve_rates(dropout, self.sites, arch.name)
         settings = self.settings
@@ -115,7 +115,7 @@ def blueprint(
     init_scale=1.0,
     **options,
 ):
-    """Validates the arguments of `build` (all but ``dropout``) into a `Blueprint`."""
+    """Validates the arguments of `build` (all but `dropout`) into a `Blueprint`."""
     arch = get(name)
     granularity = common.check_granularity(granularity, arch.default_granularity)
     options = _options(arch, options)
@@ -141,7 +141,7 @@ def build(name, dropout=None, **kwargs):
         name: one of `available()`: "mlp", "lenet5", "alexnet", "vgg11" (or
             "vgg"), "vgg16", "resnet18", "mobilenetv2".
         dropout: the dropout rates: None (all 0), one rate for every site, or
-            ``{site: rate}`` (missing sites get 0). Sites: `sites`.
+            `{site: rate}` (missing sites get 0). Sites: `sites`.
         noise: the device noise model of every ReRAM layer, e.g.
             `LogNormalDrift(0.8)`; None (default) for an ideal device.
         bits: weight precision of the device, or None.
@@ -166,7 +166,7 @@ def build(name, dropout=None, **kwargs):
             without normalization). It changes drift tolerance as much as
             dropout does (shared/REFERENCE.md).
         init_scale: a factor on every initial weight's and bias's bound.
-        **options: the architecture's own options (mlp: ``depth``, the
+        **options: the architecture's own options (mlp: `depth`, the
             number of dense layers, output included; default 3).
 
     Returns:

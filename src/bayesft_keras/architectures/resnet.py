@@ -5,9 +5,9 @@
 A channel dropout follows the stem and every block (after the residual add and
 activation), and one the output.
 
-Sites: ``granularity="stage"`` (default, 6 sites as in the paper): ``stem``,
-``stage1 .. stage4`` (shared by the 2 blocks of a stage), ``output``;
-``"layer"``: ``stem``, ``stage1_block1 .. stage4_block2``, ``output``.
+Sites: `granularity="stage"` (default, 6 sites as in the paper): `stem`,
+`stage1 .. stage4` (shared by the 2 blocks of a stage), `output`;
+`"layer"`: `stem`, `stage1_block1 .. stage4_block2`, `output`.
 """
 
 import keras

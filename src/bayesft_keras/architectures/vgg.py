@@ -4,7 +4,7 @@
 ('same', so 28x28 reaches 1x1 as 32x32 does); flatten; Dense 4096 -> [fc1] ->
 Dense 4096 -> [fc2] -> Dense classes -> [output].
 
-Stages (``granularity="stage"``): VGG11 uses the paper's grouping of its 8
+Stages (`granularity="stage"`): VGG11 uses the paper's grouping of its 8
 convolutions, 1-3, 4-6 and 7-8 (6 sites in all); VGG16 uses its 5 pooling
 blocks (8 sites).
 """

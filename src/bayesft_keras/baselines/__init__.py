@@ -1,7 +1,7 @@
 """The paper's own baselines: FTNA (error-correcting output codes) and AWP (adversarial weight perturbation).
 
 `make_hypermodel` builds either as a hypermodel of the architecture zoo (what
-``bayesft-keras tune --baselines ftna,awp`` runs); `run_baseline` trains one and
+`bayesft-keras tune --baselines ftna,awp` runs); `run_baseline` trains one and
 returns its drift report (for benchmarks).
 """
 
@@ -22,7 +22,7 @@ TITLES = {
 
 
 def make_hypermodel(method, *args, **kwargs):
-    """The hypermodel of baseline ``method`` ("ftna" or "awp").
+    """The hypermodel of baseline `method` ("ftna" or "awp").
 
     Args:
         method: "ftna" or "awp".
@@ -48,7 +48,7 @@ def run_baseline(
     verbose=0,
     **kwargs,
 ):
-    """Trains baseline ``method`` on ``dataset`` without dropout and scores it on drifted chips.
+    """Trains baseline `method` on `dataset` without dropout and scores it on drifted chips.
 
     Args:
         method: "ftna" or "awp".
@@ -58,13 +58,13 @@ def run_baseline(
         sigmas: the drift sigmas of the report (None: 0, 0.05, ..., 1.5).
         chips: simulated chips per sigma.
         seed: seed of the training (`keras.utils.set_random_seed`).
-        chip_seed: seed of the chips (None: ``seed``).
+        chip_seed: seed of the chips (None: `seed`).
         verbose: Keras verbosity of the training.
         **kwargs: as `make_hypermodel` (noise, bits, epochs, batch_size,
-            learning_rate, ...). ``noise`` defaults to `LogNormalDrift(0.8)`.
+            learning_rate, ...). `noise` defaults to `LogNormalDrift(0.8)`.
 
     Returns:
-        ``(model, report)``: the trained model and its `DriftReport` (test split).
+        `(model, report)`: the trained model and its `DriftReport` (test split).
     """
     import keras
     import keras_tuner

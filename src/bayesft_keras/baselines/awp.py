@@ -1,27 +1,27 @@
 """AWP baseline: adversarial weight perturbation (Wu, Xia and Wang, NeurIPS 2020).
 
-As the BayesFT authors train it (BayesFTNA ``utilis.fit_one_cycle_adv`` with
-``utils_awp.AdvWeightPerturb``, ``pgd.attack_pgd``), each training step:
+As the BayesFT authors train it (BayesFTNA `utilis.fit_one_cycle_adv` with
+`utils_awp.AdvWeightPerturb`, `pgd.attack_pgd`), each training step:
 
 1. attacks the inputs with PGD under the L-inf norm: a uniform random start
-   in [-epsilon, epsilon], then ``steps`` signed-gradient steps of
-   ``step_size``, each projected onto the epsilon-ball and the input range
+   in [-epsilon, epsilon], then `steps` signed-gradient steps of
+   `step_size`, each projected onto the epsilon-ball and the input range
    (their epsilon 0.02, step 0.001, 3 steps, one restart, inputs in [0, 1]);
 2. perturbs every kernel (weights of rank > 1; biases and normalization
-   parameters are left alone) by ``v = gamma * ||w|| * g / ||g||``, where
-   ``g`` is the gradient of the loss at the adversarial inputs: one ascent
+   parameters are left alone) by `v = gamma * ||w|| * g / ||g||`, where
+   `g` is the gradient of the loss at the adversarial inputs: one ascent
    step normalized to relative norm gamma per layer (their gamma 0.01);
 3. applies the gradient of the loss at the perturbed weights and the
    adversarial inputs to the *unperturbed* weights. The perturbation is
    never written to the variables (the step is computed with
-   ``stateless_call``), so it is undone exactly and the stored weights move
+   `stateless_call`), so it is undone exactly and the stored weights move
    only by the optimizer's update (and the optimizer's weight decay sees
    the unperturbed weights).
 
 Differences from the authors' code, deliberate: their loop never calls
-``restore``, so each step's perturbation stays in the weights; their PGD
+`restore`, so each step's perturbation stays in the weights; their PGD
 backward passes leave gradients on the model that the optimizer then adds
-(no ``zero_grad`` in between); their proxy step carries the proxy
+(no `zero_grad` in between); their proxy step carries the proxy
 optimizer's weight decay. Here the step is Wu et al.'s. Their AWP runs use SGD
 at a constant learning rate 0.01; `AWPHyperModel` trains with the same recipe
 as every other method of the comparison.
@@ -53,11 +53,11 @@ _EPS = 1e-20
 class AWPModel(keras.Model):
     """A functional model trained with adversarial weight perturbation.
 
-    Built like a functional model, ``AWPModel(inputs, outputs)`` (or from a
+    Built like a functional model, `AWPModel(inputs, outputs)` (or from a
     model with `awp_model`); inference, saving and drift evaluation are those
     of the functional model. Only `train_step` changes (see the module
     docstring): PGD on the inputs, a per-layer weight perturbation of
-    relative norm ``gamma``, and the update from the gradient at the
+    relative norm `gamma`, and the update from the gradient at the
     perturbed point applied to the unperturbed weights. The loss is the
     compiled loss (losses added by layers are not included). Backends:
     TensorFlow, JAX and PyTorch.
@@ -65,14 +65,14 @@ class AWPModel(keras.Model):
     Args:
         inputs, outputs, name: as a functional `keras.Model`; one input.
         gamma: relative norm of the weight perturbation of each kernel
-            (``||v|| / ||w||``); 0 turns it off.
+            (`||v|| / ||w||`); 0 turns it off.
         epsilon: L-inf radius of the input attack; 0 turns it off.
         step_size: PGD step size.
         steps: PGD steps after the random start.
         input_range: (low, high) the adversarial inputs are clipped to, or
             None for unbounded inputs.
-        seed: seed of the attack's random starts (step ``t`` uses
-            ``(seed, t)``, so a step is reproducible).
+        seed: seed of the attack's random starts (step `t` uses
+            `(seed, t)`, so a step is reproducible).
         **kwargs: as `keras.Model`.
     """
 
@@ -209,10 +209,10 @@ class AWPModel(keras.Model):
                 (default: the optimizer's current iteration, as `train_step`).
 
         Returns:
-            A dict of NumPy values: ``inputs`` (the adversarial inputs),
-            ``perturbation`` (per trainable variable, None where not
-            perturbed), ``gradients`` (at the perturbed weights: what the
-            optimizer applies) and ``loss``.
+            A dict of NumPy values: `inputs` (the adversarial inputs),
+            `perturbation` (per trainable variable, None where not
+            perturbed), `gradients` (at the perturbed weights: what the
+            optimizer applies) and `loss`.
         """
         _check_backend(keras.backend.backend())
         if iteration is None:
@@ -234,7 +234,7 @@ class AWPModel(keras.Model):
 
 
 def awp_model(model, **kwargs):
-    """``model``'s graph as an `AWPModel` (the layers are shared, not copied).
+    """`model`'s graph as an `AWPModel` (the layers are shared, not copied).
 
     Args:
         model: a functional or Sequential `keras.Model` with one input.
@@ -263,7 +263,7 @@ class AWPHyperModel(BayesFTHyperModel):
 
     Args:
         gamma, epsilon, step_size, steps, input_range: as `AWPModel`.
-        awp_seed: `AWPModel`'s ``seed``.
+        awp_seed: `AWPModel`'s `seed`.
         *args, **kwargs: as `BayesFTHyperModel`.
     """
 
@@ -299,7 +299,7 @@ def _check_backend(backend):
 
 
 def _value_and_grad(fn, argnum, backend=None):
-    """``fn(*args) -> (value, aux)`` to ``((value, aux), d value / d args[argnum])``."""
+    """`fn(*args) -> (value, aux)` to `((value, aux), d value / d args[argnum])`."""
     backend = backend or keras.backend.backend()
     _check_backend(backend)
     if backend == "jax":

@@ -1,8 +1,8 @@
 """FTNA baseline: error-correcting output codes instead of a softmax (Liu et al., DAC 2019).
 
-As the BayesFT authors implement it (BayesFTNA ``assets/FTNA.py``): every class
+As the BayesFT authors implement it (BayesFTNA `assets/FTNA.py`): every class
 gets a 7-bit codeword from a table at minimum Hamming distance 3 (their
-``Generate_Search_Table``); the network's output layer has one sigmoid unit
+`Generate_Search_Table`); the network's output layer has one sigmoid unit
 per bit and is trained with the mean squared error against the codeword of
 the label; a prediction is the class whose codeword is nearest, in Hamming
 distance, to the outputs thresholded at 0.5. A drift that flips one output
@@ -11,9 +11,9 @@ bit is corrected.
 Differences from the authors' code, both deliberate:
 
 - Codewords are given to classes in class order, from a seeded random choice
-  of the table (their ``Searching_code``). The authors first train a plain
+  of the table (their `Searching_code`). The authors first train a plain
   network and give the largest codewords to the most confused classes
-  (``CodeToClass``); that costs a second training, so it is left out of the
+  (`CodeToClass`); that costs a second training, so it is left out of the
   same-budget comparison. `assign_codes` reproduces it for a confusion matrix.
 - The output units have a sigmoid, as in Liu et al. and in the authors' MLP;
   their LeNet-5, VGG and ResNet heads leave it out.
@@ -37,8 +37,8 @@ def search_table(length=CODE_LENGTH, min_distance=MIN_DISTANCE):
     """The authors' table of codewords: a greedy code at the given minimum distance.
 
     Starts from the all-ones word and adds, in order of weight, every word at
-    distance >= ``min_distance`` from all words taken; then again with the
-    distance lowered by one, down to 3 (their ``Generate_Search_Table``). For
+    distance >= `min_distance` from all words taken; then again with the
+    distance lowered by one, down to 3 (their `Generate_Search_Table`). For
     7 bits at distance 3 it has 16 words.
 
     Args:
@@ -46,7 +46,7 @@ def search_table(length=CODE_LENGTH, min_distance=MIN_DISTANCE):
         min_distance: the minimum Hamming distance (>= 3).
 
     Returns:
-        A list of bit strings, e.g. ``"1110000"``.
+        A list of bit strings, e.g. `"1110000"`.
     """
     checks.count("length", length, 2)
     checks.count("min_distance", min_distance, 3)
@@ -75,10 +75,10 @@ def hamming(a, b):
 
 
 def make_codebook(num_classes=10, length=CODE_LENGTH, min_distance=MIN_DISTANCE, seed=0):
-    """The codebook: one codeword per class, a float32 array ``(num_classes, length)`` of 0/1.
+    """The codebook: one codeword per class, a float32 array `(num_classes, length)` of 0/1.
 
-    ``num_classes`` words are drawn (seeded) from `search_table` and sorted,
-    as the authors' ``Searching_code``; row ``c`` is the codeword of class ``c``.
+    `num_classes` words are drawn (seeded) from `search_table` and sorted,
+    as the authors' `Searching_code`; row `c` is the codeword of class `c`.
 
     Args:
         num_classes: number of classes (>= 2).
@@ -99,19 +99,19 @@ def make_codebook(num_classes=10, length=CODE_LENGTH, min_distance=MIN_DISTANCE,
 
 
 def assign_codes(confusion, codebook):
-    """The authors' ``CodeToClass``: the most confused classes get the largest codewords.
+    """The authors' `CodeToClass`: the most confused classes get the largest codewords.
 
-    Off-diagonal entries of ``confusion`` (rows: true class, columns:
+    Off-diagonal entries of `confusion` (rows: true class, columns:
     predicted) are visited from the largest; the first time a column's class
     is met it takes the largest codeword left (codewords in string order).
     Classes never met take the rest, in class order.
 
     Args:
-        confusion: a ``(classes, classes)`` confusion matrix.
-        codebook: ``(classes, length)`` codewords (e.g. `make_codebook`).
+        confusion: a `(classes, classes)` confusion matrix.
+        codebook: `(classes, length)` codewords (e.g. `make_codebook`).
 
     Returns:
-        The codebook reordered: row ``c`` is the codeword of class ``c``.
+        The codebook reordered: row `c` is the codeword of class `c`.
     """
     confusion = np.asarray(confusion, dtype="float64")
     codes = sorted(_as_strings(codebook))
@@ -136,19 +136,19 @@ def assign_codes(confusion, codebook):
 
 
 def minimum_distance(codebook):
-    """The smallest Hamming distance between two codewords of ``codebook``."""
+    """The smallest Hamming distance between two codewords of `codebook`."""
     codes = _as_strings(codebook)
     return min(hamming(a, b) for a, b in itertools.combinations(codes, 2))
 
 
 def encode(labels, codebook):
-    """Codewords of integer ``labels``: shape ``labels.shape + (length,)``."""
+    """Codewords of integer `labels`: shape `labels.shape + (length,)`."""
     labels = ops.cast(ops.convert_to_tensor(labels), "int32")
     return ops.take(ops.convert_to_tensor(np.asarray(codebook, "float32")), labels, axis=0)
 
 
 def decode(outputs, codebook):
-    """Class indices (int32) of the codewords nearest to ``outputs`` thresholded at 0.5.
+    """Class indices (int32) of the codewords nearest to `outputs` thresholded at 0.5.
 
     Ties go to the lowest class index. Traceable (keras.ops), any backend.
     """
@@ -163,10 +163,10 @@ def decode(outputs, codebook):
 class CodewordMSE(keras.losses.Loss):
     """FTNA's loss: mean squared error between the outputs and the label's codeword.
 
-    Takes integer labels, as ``sparse_categorical_crossentropy``.
+    Takes integer labels, as `sparse_categorical_crossentropy`.
 
     Args:
-        codebook: ``(classes, length)`` codewords of 0/1 (`make_codebook`).
+        codebook: `(classes, length)` codewords of 0/1 (`make_codebook`).
         name, reduction, dtype: as `keras.losses.Loss`.
     """
 
@@ -189,11 +189,11 @@ class CodewordMSE(keras.losses.Loss):
 class CodewordAccuracy(keras.metrics.Mean):
     """FTNA's accuracy: nearest-codeword decoding compared with integer labels.
 
-    Pass it as ``metric=`` to `evaluate_drift` (or to ``compile``) for an FTNA
+    Pass it as `metric=` to `evaluate_drift` (or to `compile`) for an FTNA
     model; plain "accuracy" would take the arg-max of the code bits.
 
     Args:
-        codebook: ``(classes, length)`` codewords of 0/1 (`make_codebook`).
+        codebook: `(classes, length)` codewords of 0/1 (`make_codebook`).
         name, dtype: as `keras.metrics.Mean`.
     """
 
@@ -214,8 +214,8 @@ class CodewordAccuracy(keras.metrics.Mean):
 def sigmoid_head(model, length=None):
     """A functional model whose softmax output is replaced by a sigmoid per unit.
 
-    ``model``'s last layer must be an Activation (the zoo's ``probabilities``);
-    its input becomes the code bits. The layers are shared with ``model``.
+    `model`'s last layer must be an Activation (the zoo's `probabilities`);
+    its input becomes the code bits. The layers are shared with `model`.
 
     Args:
         model: a functional `keras.Model` ending in an Activation layer.
@@ -239,17 +239,17 @@ def sigmoid_head(model, length=None):
 
 
 def build(arch, codebook=None, *, num_classes=10, dropout=None, **kwargs):
-    """An FTNA network of the architecture zoo: ``arch`` with one sigmoid output per code bit.
+    """An FTNA network of the architecture zoo: `arch` with one sigmoid output per code bit.
 
     Args:
         arch: an architecture name (`bayesft_keras.architectures.available()`).
         codebook: the codewords; None: `make_codebook(num_classes)`.
-        num_classes: the number of classes (ignored with ``codebook``).
+        num_classes: the number of classes (ignored with `codebook`).
         dropout: as `architectures.build`.
         **kwargs: the other arguments of `architectures.build`.
 
     Returns:
-        ``(model, codebook)``: the uncompiled model and its codebook.
+        `(model, codebook)`: the uncompiled model and its codebook.
     """
     from bayesft_keras import architectures
 
@@ -262,7 +262,7 @@ class FTNAHyperModel(BayesFTHyperModel):
     """The FTNA baseline as a hypermodel: a zoo network with a codeword head.
 
     As `BayesFTHyperModel` (same sites, recipe and one-cycle schedule), but
-    the network outputs ``code_length`` sigmoid bits, is trained with
+    the network outputs `code_length` sigmoid bits, is trained with
     `CodewordMSE` and scored with `CodewordAccuracy` (`metric`).
 
     Args:
@@ -270,10 +270,10 @@ class FTNAHyperModel(BayesFTHyperModel):
         num_classes: number of classes (None: 10).
         code_length: bits per codeword (the authors' 7).
         min_distance: minimum Hamming distance of the table (the authors' 3).
-        codebook: explicit ``(classes, bits)`` codewords instead.
+        codebook: explicit `(classes, bits)` codewords instead.
         codebook_seed: seed of the codeword draw.
         build_fn: as `BayesFTHyperModel`; its model must output the code
-            bits (``(batch, code_length)``, sigmoid) and is not modified.
+            bits (`(batch, code_length)`, sigmoid) and is not modified.
         **kwargs: the other arguments of `BayesFTHyperModel`.
     """
 

@@ -1,14 +1,14 @@
 """Bridge to Keras 2 (tf_keras) models and tensorflow-model-optimization (tfmot).
 
 The core of bayesft-keras is Keras 3. tfmot 0.8.1 works only with Keras 2, and
-importing it switches ``tf.keras`` to tf_keras for the whole process, so it
+importing it switches `tf.keras` to tf_keras for the whole process, so it
 must never be imported next to the core. This package keeps the two apart:
 
 - Here (safe in any process; tf_keras and tfmot are not imported):
   `evaluate_file` runs a drift sweep of a tf_keras model file in a Keras 2
   subprocess and returns the core's `DriftReport`; `is_legacy_model_path`
-  tells tf_keras model files (``.h5``, SavedModel folders) apart.
-- In a Keras 2 process (``TF_USE_LEGACY_KERAS=1``; importing them elsewhere
+  tells tf_keras model files (`.h5`, SavedModel folders) apart.
+- In a Keras 2 process (`TF_USE_LEGACY_KERAS=1`; importing them elsewhere
   raises ImportError): `bayesft_keras.bridge.tfmot_qat` (`quantize_model`:
   tfmot quantization-aware training on the core's device grid) and
   `bayesft_keras.bridge.legacy_drift` (`evaluate_drift_legacy`). Their names

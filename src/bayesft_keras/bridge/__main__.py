@@ -1,4 +1,4 @@
-"""``python -m bayesft_keras.bridge``: see `bayesft_keras.bridge.runner`."""
+"""`python -m bayesft_keras.bridge`: see `bayesft_keras.bridge.runner`."""
 
 from bayesft_keras.bridge.runner import main
 

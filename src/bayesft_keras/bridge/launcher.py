@@ -2,8 +2,8 @@
 
 Neither tf_keras nor tensorflow-model-optimization is imported here: a Keras 3
 process can call `evaluate_file` without ever importing them.
-The child is ``python -m bayesft_keras.bridge evaluate ...`` with
-``TF_USE_LEGACY_KERAS=1``; it reports progress as protocol lines on stdout and
+The child is `python -m bayesft_keras.bridge evaluate ...` with
+`TF_USE_LEGACY_KERAS=1`; it reports progress as protocol lines on stdout and
 writes the `DriftReport` as JSON, which is read back here.
 """
 
@@ -27,12 +27,12 @@ _LEGACY_SUFFIXES = (".h5", ".hdf5")
 
 
 def is_legacy_process():
-    """Whether this process's ``tf.keras`` is (or will be) Keras 2 (tf_keras)."""
+    """Whether this process's `tf.keras` is (or will be) Keras 2 (tf_keras)."""
     return os.environ.get(LEGACY_KERAS_VARIABLE) in ("1", "true", "True")
 
 
 def is_legacy_model_path(path):
-    """Whether ``path`` is a Keras 2 model: an ``.h5`` file or a SavedModel folder."""
+    """Whether `path` is a Keras 2 model: an `.h5` file or a SavedModel folder."""
     path = os.fspath(path)
     if os.path.isdir(path):
         return os.path.isfile(os.path.join(path, "saved_model.pb"))
@@ -79,7 +79,7 @@ def evaluate_file(
     from a Keras 3 process (tfmot and tf_keras are imported only in the child).
 
     Args:
-        path: an ``.h5`` file or a SavedModel folder written by tf_keras, plain
+        path: an `.h5` file or a SavedModel folder written by tf_keras, plain
             or quantized by `bayesft_keras.bridge.tfmot_qat.quantize_model`.
         dataset, split, data_seed, max_examples, name: as in
             `bayesft_keras.evaluation.evaluate_file`.
@@ -87,14 +87,14 @@ def evaluate_file(
         chips, seed, threshold, bits, param, batch_size: as in `evaluate_drift`.
         metric: "accuracy" or a Keras metric name.
         noise: a `bayesft_keras.device.noise` model (or its config), or None.
-        progress: True shows a bar; a callable ``(done, total)`` is called as
+        progress: True shows a bar; a callable `(done, total)` is called as
             chips finish; False is silent.
 
     Returns:
         A `bayesft_keras.evaluation.DriftReport`.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        FileNotFoundError: `path` does not exist.
         ValueError: bad input, or the child failed (its error as one line).
     """
     path = os.fspath(path)
@@ -139,7 +139,7 @@ def evaluate_file(
 
 
 def _run_child(args, progress):
-    """Runs ``python -m bayesft_keras.bridge ARGS``, streaming its progress."""
+    """Runs `python -m bayesft_keras.bridge ARGS`, streaming its progress."""
     command = [sys.executable, "-m", "bayesft_keras.bridge"] + list(args)
     tail = collections.deque(maxlen=20)
     error = None
@@ -178,7 +178,7 @@ def _run_child(args, progress):
 
 @contextlib.contextmanager
 def _progress(progress):
-    """Yields ``on_progress(done, total)`` for ``progress`` (bool or callable).
+    """Yields `on_progress(done, total)` for `progress` (bool or callable).
 
     The child reports the total with its first progress line, so the shared
     bar starts then.

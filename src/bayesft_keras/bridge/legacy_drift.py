@@ -3,12 +3,12 @@
 tf_keras layers cannot hold the core's ReRAM state, so a chip is simulated on
 a private copy of the model's weights: for each chip, every kernel and bias of
 the device layers (Dense, Conv1D, Conv2D, DepthwiseConv2D) is quantized (if
-``bits`` is set), perturbed by the device noise model and written into the
+`bits` is set), perturbed by the device noise model and written into the
 copy, which is then evaluated. The noise is computed by the core's own noise
-models (`bayesft_keras.device.noise`, Keras 3 ops on TensorFlow tensors; ``import
-keras`` is Keras 3 even where ``tf.keras`` is tf_keras) with the core's
-seeding: chip ``[v, c]`` has seed ``chip_seed_grid(seed, ...)[v, c]``, layer
-``i`` the seed ``layer_seeds(chip, n)[i]``, and draws come kernel first, then
+models (`bayesft_keras.device.noise`, Keras 3 ops on TensorFlow tensors; `import
+keras` is Keras 3 even where `tf.keras` is tf_keras) with the core's
+seeding: chip `[v, c]` has seed `chip_seed_grid(seed, ...)[v, c]`, layer
+`i` the seed `layer_seeds(chip, n)[i]`, and draws come kernel first, then
 bias, exactly as in a ReRAM layer. The same model converted to Keras 3 and
 evaluated by `bayesft_keras.evaluation.evaluate_drift` therefore sees the same
 chips. The result is the core's `DriftReport` (same JSON / CSV / PNG).
@@ -65,9 +65,9 @@ class _DeviceLayer:
 class LegacyChipSimulator:
     """Scores simulated chips of a tf_keras model on fixed data.
 
-    Holds a private copy of ``model`` (QAT wrappers of
+    Holds a private copy of `model` (QAT wrappers of
     `bayesft_keras.bridge.tfmot_qat` removed, their precision kept); chips are
-    written into the copy's device-layer weights, never into ``model``.
+    written into the copy's device-layer weights, never into `model`.
 
     Args:
         model: a built tf_keras Sequential or Functional model, plain or from
@@ -76,7 +76,7 @@ class LegacyChipSimulator:
         bits: device weight precision (None: the QAT precision of each layer,
             else full precision).
         metric: "accuracy", a Keras metric name or instance, or a callable
-            ``(y_true, y_pred) -> scalar`` on NumPy arrays.
+            `(y_true, y_pred) -> scalar` on NumPy arrays.
         batch_size: examples per forward pass (default: all, up to 2048).
         noisy_bias: whether biases drift too (as every parameter in the paper).
     """
@@ -131,7 +131,7 @@ class LegacyChipSimulator:
         self.metric = metrics_lib.get(self.metric_spec, y.shape, tuple(output.shape))
 
     def resolve_param(self, param=None):
-        """The parameter to sweep: ``param`` checked, or the noise model's sigma."""
+        """The parameter to sweep: `param` checked, or the noise model's sigma."""
         return values_lib.sweep_param(self.noise.param_names, param, self.noise)
 
     def check_values(self, param, values):
@@ -185,7 +185,7 @@ class LegacyChipSimulator:
         return self._score_current()
 
     def chip_metrics(self, chip_seeds, params, on_progress=None):
-        """The metric of each chip in ``chip_seeds`` with noise parameter values ``params``."""
+        """The metric of each chip in `chip_seeds` with noise parameter values `params`."""
         params = tf.constant(params, dtype="float32")
         results = []
         for chip_seed in np.asarray(chip_seeds).reshape(-1):
@@ -197,7 +197,7 @@ class LegacyChipSimulator:
         return np.asarray(results, dtype="float64")
 
     def sweep(self, param, values, chip_seeds, on_progress=None):
-        """Metrics of shape ``(len(values), chips)``: row ``v`` uses ``chip_seeds[v]``."""
+        """Metrics of shape `(len(values), chips)`: row `v` uses `chip_seeds[v]`."""
         values = self.check_values(param, values)
         rows = [
             self.chip_metrics(seeds, self.noise.with_params(**{param: value}).params(), on_progress)
@@ -234,17 +234,17 @@ def evaluate_drift_legacy(
 
     Args:
         model_or_path: a built tf_keras Sequential or Functional model, or the
-            path of one (``.h5`` file or SavedModel folder); plain, or quantized
+            path of one (`.h5` file or SavedModel folder); plain, or quantized
             by `bayesft_keras.bridge.tfmot_qat.quantize_model` (its precision is
-            then the device's unless ``bits`` is given).
+            then the device's unless `bits` is given).
         x, y: evaluation data (NumPy arrays).
         noise: device noise model (default `LogNormalDrift()`).
-        sigmas: sigma values to sweep (shorthand for ``values`` when the swept
+        sigmas: sigma values to sweep (shorthand for `values` when the swept
             parameter is a sigma). Default: 0, 0.05, ..., 1.5.
         chips: chips drawn per value, >= 1.
         seed: non-negative int; the same seed gives the same report.
         metric: "accuracy", a Keras metric name or instance, or a callable
-            ``(y_true, y_pred) -> scalar`` on NumPy arrays.
+            `(y_true, y_pred) -> scalar` on NumPy arrays.
         param: the noise parameter to sweep (default: the noise's sigma).
         values: the parameter values to sweep.
         bits: device weight precision (default: the QAT precision, else none).
@@ -253,7 +253,7 @@ def evaluate_drift_legacy(
         noisy_bias: whether biases drift too.
         name: the model's label (default: the model's name, or the file name).
         dataset: the data's label in the report.
-        progress: True shows a progress bar; a callable ``(done, total)`` is
+        progress: True shows a progress bar; a callable `(done, total)` is
             called after every chip; False is silent.
 
     Returns:
@@ -300,14 +300,14 @@ def evaluate_drift_legacy(
 
 
 def load_legacy_model(path):
-    """Loads a tf_keras model from an ``.h5`` file or a SavedModel folder (uncompiled).
+    """Loads a tf_keras model from an `.h5` file or a SavedModel folder (uncompiled).
 
     Models quantized by `bayesft_keras.bridge.tfmot_qat.quantize_model` (or by
     tfmot itself) load too.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a loadable tf_keras model.
+        FileNotFoundError: `path` does not exist.
+        ValueError: `path` is not a loadable tf_keras model.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -333,7 +333,7 @@ def load_legacy_model(path):
 
 
 def _plain_copy(model):
-    """A plain tf_keras copy of ``model`` with its weights, and the QAT precision per layer.
+    """A plain tf_keras copy of `model` with its weights, and the QAT precision per layer.
 
     Layers wrapped by `bayesft_keras.bridge.tfmot_qat.quantize_model` are
     unwrapped (the simulator quantizes them itself); a layer quantized by

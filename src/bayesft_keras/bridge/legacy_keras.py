@@ -3,8 +3,8 @@
 The device layers (the layer types `bayesft_keras.device.convert` puts on the
 crossbar) and model checks; `bayesft_keras.bridge.legacy_drift` loads h5 /
 SavedModel files (it needs tfmot's scope, and tfmot_qat needs this module). Importing this
-module requires a Keras 2 process: ``TF_USE_LEGACY_KERAS=1`` set before
-TensorFlow builds ``tf.keras``.
+module requires a Keras 2 process: `TF_USE_LEGACY_KERAS=1` set before
+TensorFlow builds `tf.keras`.
 """
 
 from bayesft_keras.bridge.launcher import LEGACY_KERAS_VARIABLE
@@ -30,7 +30,7 @@ DEVICE_LAYER_TYPES = (
 
 
 def is_device_layer(layer):
-    """Whether the device computes ``layer`` (Dense, Conv1D, Conv2D, DepthwiseConv2D)."""
+    """Whether the device computes `layer` (Dense, Conv1D, Conv2D, DepthwiseConv2D)."""
     return type(layer) in DEVICE_LAYER_TYPES
 
 
@@ -43,7 +43,7 @@ def kernel_attribute(layer):
 
 
 def check_legacy_model(model, fn):
-    """Raises a clear ValueError unless ``model`` is a built tf_keras Sequential/Functional model."""
+    """Raises a clear ValueError unless `model` is a built tf_keras Sequential/Functional model."""
     if not isinstance(model, tf_keras.Model):
         hint = ""
         if type(model).__module__.split(".")[0] == "keras":

@@ -1,10 +1,10 @@
-"""``python -m bayesft_keras.bridge evaluate MODEL ...``: the bridge's own command line.
+"""`python -m bayesft_keras.bridge evaluate MODEL ...`: the bridge's own command line.
 
-Runs in a Keras 2 process (``TF_USE_LEGACY_KERAS=1``; `bayesft_keras.bridge.
-evaluate_file` and ``bayesft-keras evaluate`` start it so). Loads a tf_keras
+Runs in a Keras 2 process (`TF_USE_LEGACY_KERAS=1`; `bayesft_keras.bridge.
+evaluate_file` and `bayesft-keras evaluate` start it so). Loads a tf_keras
 model file, sweeps drift with `evaluate_drift_legacy` and writes the report
-(report.json, report.csv, report.png) as ``bayesft-keras evaluate`` does.
-Input errors are one line on stderr (``Error: ...``) and exit code 2.
+(report.json, report.csv, report.png) as `bayesft-keras evaluate` does.
+Input errors are one line on stderr (`Error: ...`) and exit code 2.
 """
 
 import argparse
@@ -93,7 +93,7 @@ def _formats(text):
 
 
 def evaluate(args):
-    """Runs the ``evaluate`` command; returns the `DriftReport`."""
+    """Runs the `evaluate` command; returns the `DriftReport`."""
     from bayesft_keras.evaluation.files import load_data_for
 
     formats = _formats(args.formats)

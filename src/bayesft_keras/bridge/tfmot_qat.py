@@ -1,20 +1,20 @@
 """Quantization-aware training of Keras 2 (tf_keras) models on the device grid, via tfmot.
 
-tensorflow-model-optimization wraps each layer in a ``QuantizeWrapperV2`` that
+tensorflow-model-optimization wraps each layer in a `QuantizeWrapperV2` that
 fake-quantizes its weights in every forward pass. `DeviceQuantizeConfig` makes
 that quantization the core's device quantizer
 (`bayesft_keras.device.quantization.quantize_weight`): the symmetric narrow-range grid
-of ``2^bits - 1`` levels with ``scale = max|w| / (2^(bits-1) - 1)`` per output
+of `2^bits - 1` levels with `scale = max|w| / (2^(bits-1) - 1)` per output
 channel (one range per (input channel, multiplier) pair for depthwise kernels,
-one per tensor for biases), rounding ``floor(w / scale + 0.5)`` through TF's
-``fake_quant_with_min_max_vars(_per_channel)`` with ``narrow_range=True``, and
+one per tensor for biases), rounding `floor(w / scale + 0.5)` through TF's
+`fake_quant_with_min_max_vars(_per_channel)` with `narrow_range=True`, and
 a straight-through gradient. Unlike tfmot's own weight quantizers, the range is
 taken from the current weights in every call (training and inference alike),
 so there are no stored range variables that could lag behind the weights.
 
 Importing this module imports tensorflow-model-optimization, which switches
-``tf.keras`` to tf_keras for the whole process: use it only in a Keras 2
-process (``TF_USE_LEGACY_KERAS=1``), never in one that uses the Keras 3 core.
+`tf.keras` to tf_keras for the whole process: use it only in a Keras 2
+process (`TF_USE_LEGACY_KERAS=1`), never in one that uses the Keras 3 core.
 """
 
 # First, before tfmot (which would switch this process's tf.keras): legacy_keras
@@ -41,7 +41,7 @@ def quantize_weight_tf(w, bits, channel_axes=(-1,), per_channel=True):
         w: a float32 tensor or variable.
         bits: precision, an integer in [2, 16].
         channel_axes: the trailing axes that together index output channels,
-            e.g. ``(-1,)`` for Dense/Conv kernels, ``(-2, -1)`` for depthwise.
+            e.g. `(-1,)` for Dense/Conv kernels, `(-2, -1)` for depthwise.
         per_channel: one range per output channel (True) or per tensor.
     """
     # A plain tensor: tf.custom_gradient must not capture variables.
@@ -89,7 +89,7 @@ class DeviceWeightQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
     Args:
         bits: precision, an integer in [2, 16].
         channel_axes: the trailing axes that together index output channels
-            (``(-1,)`` for Dense/Conv kernels, ``(-2, -1)`` for depthwise).
+            (`(-1,)` for Dense/Conv kernels, `(-2, -1)` for depthwise).
         per_channel: one range per output channel (True) or one per tensor.
     """
 
@@ -123,10 +123,10 @@ class DeviceWeightQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
 
 @tf_keras.utils.register_keras_serializable(package=_PACKAGE)
 class DeviceQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-    """tfmot QuantizeConfig: a device layer's kernel and bias on the ``bits``-bit grid.
+    """tfmot QuantizeConfig: a device layer's kernel and bias on the `bits`-bit grid.
 
     Activations and outputs stay in float, as in the core's ReRAM layers
-    (``input_bits=None, output_bits=None``).
+    (`input_bits=None, output_bits=None`).
 
     Args:
         bits: weight precision, an integer in [2, 16].
@@ -229,11 +229,11 @@ def quantize_model(model, bits, per_channel=True):
     """Returns a tfmot quantization-aware copy of a tf_keras model on the device grid.
 
     Every `Dense`, `Conv1D`, `Conv2D` and `DepthwiseConv2D` layer is wrapped in
-    tfmot's ``QuantizeWrapperV2`` with a `DeviceQuantizeConfig`: its kernel (per
-    output channel) and bias (per tensor) are fake-quantized to ``bits`` bits
+    tfmot's `QuantizeWrapperV2` with a `DeviceQuantizeConfig`: its kernel (per
+    output channel) and bias (per tensor) are fake-quantized to `bits` bits
     exactly as the core's ReRAM layers do, with a straight-through gradient.
-    Other layers are left as they are. ``model`` and its weights are not
-    modified. Compile and fit the result as usual; save it with ``.save`` and
+    Other layers are left as they are. `model` and its weights are not
+    modified. Compile and fit the result as usual; save it with `.save` and
     load it inside `quantize_scope`.
 
     Args:

@@ -22,7 +22,7 @@ def _root():
 
 
 def fail(message):
-    """Prints ``message`` as one line on stderr and exits with code 2."""
+    """Prints `message` as one line on stderr and exits with code 2."""
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code=2)
 

@@ -13,7 +13,7 @@ from bayesft_keras.utils.files import check_writable
 
 
 def _floats(option, text):
-    """``"a,b,c"`` -> list of floats."""
+    """`"a,b,c"` -> list of floats."""
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:

@@ -1,4 +1,4 @@
-"""Datasets by name: ``digits`` (embedded, offline), ``synthetic``, and tfds image datasets.
+"""Datasets by name: `digits` (embedded, offline), `synthetic`, and tfds image datasets.
 
 Every loader returns a `Dataset` with explicit, seeded train/validation/test
 splits of float32 images in [0, 1] (NHWC) and int32 labels.

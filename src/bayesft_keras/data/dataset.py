@@ -47,7 +47,7 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     def fit_to(self, input_shape, mode="resize"):
-        """Returns a copy whose images have ``input_shape`` (see `fit_images`)."""
+        """Returns a copy whose images have `input_shape` (see `fit_images`)."""
         return dataclasses.replace(
             self,
             x_train=fit_images(self.x_train, input_shape, mode),
@@ -64,7 +64,7 @@ class Dataset:
 
 
 def check_class_labels(name, y, num_classes, owner):
-    """Raises unless ``y`` holds integers in [0, num_classes) (integral floats count)."""
+    """Raises unless `y` holds integers in [0, num_classes) (integral floats count)."""
     y = np.asarray(y)
     if y.size == 0:
         return
@@ -82,7 +82,7 @@ def check_class_labels(name, y, num_classes, owner):
 
 
 def fit_images(x, input_shape, mode="resize"):
-    """Brings NHWC images to ``input_shape`` = (height, width, channels).
+    """Brings NHWC images to `input_shape` = (height, width, channels).
 
     Args:
         x: float array (N, H, W, C).
@@ -127,7 +127,7 @@ def fit_images(x, input_shape, mode="resize"):
 
 
 def carve(x, y, fraction, seed):
-    """Seeded split of ``fraction`` of (x, y) off the rest: (x_rest, y_rest, x_part, y_part).
+    """Seeded split of `fraction` of (x, y) off the rest: (x_rest, y_rest, x_part, y_part).
 
     Stratified by label whenever every class has at least two examples and the
     carved part can hold one of each; a plain seeded split otherwise.

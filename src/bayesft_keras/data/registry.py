@@ -38,7 +38,7 @@ def load(
             "synthetic" (random images with a learnable rule, for speed tests),
             or a tfds image-classification dataset name ("mnist",
             "fashion_mnist", "cifar10", "cifar100", "svhn_cropped", ...),
-            prepared in ``data_dir`` beforehand (nothing is downloaded).
+            prepared in `data_dir` beforehand (nothing is downloaded).
         input_shape: (height, width, channels) the images are brought to, or
             None to keep their own.
         resize_mode: "resize" or "pad" (see `fit_images`).
@@ -49,8 +49,8 @@ def load(
             their own test split and carve only validation from train.
         max_examples: keep at most this many training examples (tfds: read
             only about that many).
-        **kwargs: loader-specific options (synthetic: ``num_examples``,
-            ``image_shape``, ``num_classes``).
+        **kwargs: loader-specific options (synthetic: `num_examples`,
+            `image_shape`, `num_classes`).
     """
     checks.in_range("test_fraction", test_fraction, 0, 1, closed=(False, False))
     checks.in_range("validation_fraction", validation_fraction, 0, 1, closed=(False, False))

@@ -1,7 +1,7 @@
 """TensorFlow Datasets image-classification datasets as in-memory `Dataset`s.
 
 Nothing is downloaded here: a dataset must already be prepared in the tfds data
-directory (``tfds build NAME --data_dir DIR`` on a machine with internet), so
+directory (`tfds build NAME --data_dir DIR` on a machine with internet), so
 an offline run fails at once with instructions instead of timing out.
 """
 
@@ -31,17 +31,17 @@ def import_tfds():
 
 
 def data_dir_of(data_dir):
-    """The tfds data directory used: ``data_dir``, $TFDS_DATA_DIR or ~/tensorflow_datasets."""
+    """The tfds data directory used: `data_dir`, $TFDS_DATA_DIR or ~/tensorflow_datasets."""
     if data_dir:
         return os.fspath(data_dir)
     return os.environ.get("TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
 
 
 def builder(name, data_dir=None, valid_names=None):
-    """The tfds builder of an image-classification dataset ``name``.
+    """The tfds builder of an image-classification dataset `name`.
 
     Raises:
-        ValueError: unknown name (listing ``valid_names``), or a dataset that is
+        ValueError: unknown name (listing `valid_names`), or a dataset that is
             not image classification.
     """
     tfds = import_tfds()
@@ -131,9 +131,9 @@ def load(
     """Loads a prepared tfds image-classification dataset into memory.
 
     The dataset's own train and test splits are used (its 'validation' split
-    as test when it has no 'test'; a seeded ``test_fraction`` of train when
+    as test when it has no 'test'; a seeded `test_fraction` of train when
     it has neither); the validation split is a seeded, stratified
-    ``validation_fraction`` of train.
+    `validation_fraction` of train.
 
     Args:
         name: a tfds dataset name (with an optional config/version, e.g.
@@ -148,12 +148,12 @@ def load(
             that this many remain after carving); the test split is read whole.
         input_shape: (height, width, channels); images of datasets whose
             image size varies are resized to it here (required for those).
-        valid_names: the names listed when ``name`` is unknown.
+        valid_names: the names listed when `name` is unknown.
 
     Raises:
-        DatasetNotPreparedError: the dataset is not in ``data_dir``.
+        DatasetNotPreparedError: the dataset is not in `data_dir`.
         ValueError: unknown name, not image classification, or images of
-            varying size without ``input_shape``.
+            varying size without `input_shape`.
     """
     b = builder(name, data_dir, valid_names)
     image_shape = b.info.features[b.info.supervised_keys[0]].shape

@@ -1,6 +1,6 @@
 """Object detection under drift: a CenterNet-style ReRAM detector, its data, loss, decoding and mAP.
 
-Detection data are plain arrays, images and padded boxes ``(N, max_boxes, 6)``
+Detection data are plain arrays, images and padded boxes `(N, max_boxes, 6)`
 (`data.BOX_COLUMNS`); the detector has one output; `DetectionMAP` scores its
 raw outputs with pycocotools. So the drift tools take a detector as they take
 a classifier::

@@ -1,13 +1,13 @@
-"""Object-detection data as plain arrays: ``digits-detect`` (embedded, offline) and tfds VOC / COCO.
+"""Object-detection data as plain arrays: `digits-detect` (embedded, offline) and tfds VOC / COCO.
 
-Targets are one float32 array per split, shape ``(N, max_boxes, 6)``: each row
-is ``(x_min, y_min, x_max, y_max, class, crowd)`` in pixels of the (resized)
-image, the box covering ``[x_min, x_max) x [y_min, y_max)``. Unused rows are
-padding with class -1. ``crowd`` = 1 marks a box that is neither to be found
+Targets are one float32 array per split, shape `(N, max_boxes, 6)`: each row
+is `(x_min, y_min, x_max, y_max, class, crowd)` in pixels of the (resized)
+image, the box covering `[x_min, x_max) x [y_min, y_max)`. Unused rows are
+padding with class -1. `crowd` = 1 marks a box that is neither to be found
 nor to be penalised (COCO's crowd regions, VOC's "difficult" objects): the
 metric ignores detections on it and training leaves it out. Fixed-size arrays
-keep detection data as plain ``(x, y)`` arrays, so `evaluate_drift`, the tuner
-and ``model.fit`` take it as they take labels.
+keep detection data as plain `(x, y)` arrays, so `evaluate_drift`, the tuner
+and `model.fit` take it as they take labels.
 """
 
 import dataclasses
@@ -30,7 +30,7 @@ _BATCH = 256
 class DetectionDataset(Dataset):
     """A `bayesft_keras.data.Dataset` whose labels are padded box arrays.
 
-    ``y_*`` have shape ``(N, max_boxes, 6)`` (see `BOX_COLUMNS`); passing the
+    `y_*` have shape `(N, max_boxes, 6)` (see `BOX_COLUMNS`); passing the
     dataset to `evaluate_drift` uses its test split, as for classification.
 
     Attributes:
@@ -44,7 +44,7 @@ class DetectionDataset(Dataset):
         return self.y_train.shape[1]
 
     def fit_to(self, input_shape, mode="resize"):
-        """A copy with images brought to ``input_shape`` and boxes moved with them."""
+        """A copy with images brought to `input_shape` and boxes moved with them."""
         copy = super().fit_to(input_shape, mode)
         for split_name in ("train", "val", "test"):
             x = getattr(self, f"x_{split_name}")
@@ -61,7 +61,7 @@ class DetectionDataset(Dataset):
 
 
 def move_boxes(y, old_size, new_size, mode="resize"):
-    """Boxes of images of ``old_size`` (h, w) after `fit_images` to ``new_size``."""
+    """Boxes of images of `old_size` (h, w) after `fit_images` to `new_size`."""
     y = np.array(y, dtype="float32", copy=True)
     (old_h, old_w), (new_h, new_w) = old_size, new_size
     real = y[..., 4] >= 0
@@ -96,7 +96,7 @@ def load(
     Args:
         name: "digits-detect" (scenes of scikit-learn's bundled digits,
             offline), "voc/2007" or "coco/2017" (tfds, prepared in
-            ``data_dir`` beforehand; nothing is downloaded).
+            `data_dir` beforehand; nothing is downloaded).
         input_shape: (height, width, channels) of the images, boxes moved
             with them. Required for the tfds datasets, whose images vary in
             size; digits-detect: its canvas (default (48, 48, 1)).
@@ -108,10 +108,10 @@ def load(
         max_examples: keep at most this many training scenes (tfds: read only
             about that many).
         max_boxes: rows of the box arrays; tfds images with more objects keep
-            the largest ``max_boxes`` (default: digits-detect's max_digits,
+            the largest `max_boxes` (default: digits-detect's max_digits,
             VOC 42, COCO 100).
-        **kwargs: digits-detect options (`digits_detect`): ``num_examples``,
-            ``max_digits``, ``scale_range``, ``min_digits``.
+        **kwargs: digits-detect options (`digits_detect`): `num_examples`,
+            `max_digits`, `scale_range`, `min_digits`.
 
     Returns:
         A `DetectionDataset`.
@@ -180,8 +180,8 @@ def digits_detect(
     The 1797 digits are first split (seeded, stratified) into train,
     validation and test digits; each split's scenes are drawn only from its own
     digits, so no test digit is ever seen in training. A scene is a black
-    ``image_size`` square with ``min_digits``..``max_digits`` digits, each
-    scaled by a factor in ``scale_range`` (bilinear) and placed where its
+    `image_size` square with `min_digits`..`max_digits` digits, each
+    scaled by a factor in `scale_range` (bilinear) and placed where its
     square does not overlap another's; its box is the tight box of its ink.
 
     Args:
@@ -295,17 +295,17 @@ def load_tfds(
     max_examples=None,
     max_boxes=None,
 ):
-    """Loads tfds ``voc/2007`` or ``coco/2017`` (prepared beforehand) into memory.
+    """Loads tfds `voc/2007` or `coco/2017` (prepared beforehand) into memory.
 
-    Images are resized to ``input_shape`` (aspect ratio not kept, as the
+    Images are resized to `input_shape` (aspect ratio not kept, as the
     images of one batch must share a shape), boxes with them. VOC 2007: its
     train split for training, its test split for test; COCO 2017: train, and
     its validation split as test (its test split has no labels). Validation is
-    a seeded ``validation_fraction`` of train.
+    a seeded `validation_fraction` of train.
 
     Raises:
-        DatasetNotPreparedError: the dataset is not in ``data_dir``.
-        ValueError: unknown name, or no ``input_shape``.
+        DatasetNotPreparedError: the dataset is not in `data_dir`.
+        ValueError: unknown name, or no `input_shape`.
     """
     from bayesft_keras.data import tfds_loader
 

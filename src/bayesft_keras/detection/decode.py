@@ -20,7 +20,7 @@ def decode(y_pred, stride=STRIDE, score_threshold=0.01, max_detections=100, peak
     """Turns detector outputs into padded detections.
 
     Args:
-        y_pred: detector outputs ``(N, H, W, num_classes + 4)``: heatmap
+        y_pred: detector outputs `(N, H, W, num_classes + 4)`: heatmap
             logits, then dx, dy, w, h (see `bayesft_keras.detection.model`).
         stride: pixels per output cell.
         score_threshold: lowest heatmap probability kept.
@@ -28,7 +28,7 @@ def decode(y_pred, stride=STRIDE, score_threshold=0.01, max_detections=100, peak
         peak_kernel: side of the max-pooling window that finds peaks (odd).
 
     Returns:
-        float32 ``(N, max_detections, 6)``, rows ``DETECTION_COLUMNS`` in
+        float32 `(N, max_detections, 6)`, rows `DETECTION_COLUMNS` in
         pixels, sorted by score; unused rows have class -1 and score 0.
         Outputs that are not finite (a badly drifted chip) give no detection.
     """

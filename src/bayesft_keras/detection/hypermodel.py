@@ -1,10 +1,10 @@
 """`DetectionHyperModel`: the BayesFT search space of the detector, for keras-tuner.
 
-The conventions of `bayesft_keras.tuning.hypermodel.BayesFTHyperModel` (one ``Float``
-``dropout_<site>`` per site, Adam with a one-cycle schedule spanning the
-training, ``build(hp)`` / ``fit(hp, model, x, y)``), so the drift-scored tuners
-take it as they take the classification one. ``fit`` takes the padded boxes of
-`bayesft_keras.detection.data` as ``y`` and turns them into the loss's target
+The conventions of `bayesft_keras.tuning.hypermodel.BayesFTHyperModel` (one `Float`
+`dropout_<site>` per site, Adam with a one-cycle schedule spanning the
+training, `build(hp)` / `fit(hp, model, x, y)`), so the drift-scored tuners
+take it as they take the classification one. `fit` takes the padded boxes of
+`bayesft_keras.detection.data` as `y` and turns them into the loss's target
 maps itself, so the tuner passes detection data as it passes labels.
 """
 
@@ -24,11 +24,11 @@ LEARNING_RATE = 6e-3
 class DetectionHyperModel(BayesFTHyperModel):
     """The BayesFT search space of the CenterNet-style detector.
 
-    One ``Float`` hyperparameter ``dropout_<site>`` in ``rate_range`` per
-    site of `bayesft_keras.detection.model` (``stage1``, ``stage2``,
-    ``stage3``, ``head``). `build` returns the detector compiled with
-    `CenterNetLoss`; `fit` accepts padded boxes ``(N, max_boxes, 6)`` as ``y``
-    (and in ``validation_data``) and trains on their target maps.
+    One `Float` hyperparameter `dropout_<site>` in `rate_range` per
+    site of `bayesft_keras.detection.model` (`stage1`, `stage2`,
+    `stage3`, `head`). `build` returns the detector compiled with
+    `CenterNetLoss`; `fit` accepts padded boxes `(N, max_boxes, 6)` as `y`
+    (and in `validation_data`) and trains on their target maps.
 
     Args:
         input_shape: the images' (height, width, channels).
@@ -110,7 +110,7 @@ class DetectionHyperModel(BayesFTHyperModel):
         return model
 
     def fit(self, hp, model, *args, **kwargs):
-        """Trains ``model`` on images and padded boxes (or ready target maps)."""
+        """Trains `model` on images and padded boxes (or ready target maps)."""
         args = list(args)
         if len(args) >= 2:
             args[1] = self.targets(args[1])
@@ -143,12 +143,12 @@ class DetectionHyperModel(BayesFTHyperModel):
 
 class DetectionNoiseInjectionHyperModel(NoiseInjectionHyperModel, DetectionHyperModel):
     """The noise-injection baseline for the detector: trained on a fresh drift
-    draw every step at strength ``noise_injection_sigma`` (tuned in
-    ``sigma_range``), evaluated at ``noise``'s strength.
+    draw every step at strength `noise_injection_sigma` (tuned in
+    `sigma_range`), evaluated at `noise`'s strength.
 
     Args:
         sigma_range: (low, high) of the injected sigma.
-        noise: the evaluation noise; needs a ``sigma`` parameter.
+        noise: the evaluation noise; needs a `sigma` parameter.
         **kwargs: as `DetectionHyperModel`.
     """
 

@@ -1,10 +1,10 @@
 """The detector's training objective: CenterNet target maps and loss.
 
 Boxes become dense maps on the host once (`encode_targets`), so training is an
-ordinary ``model.fit(x, maps)`` and the loss is a few ``keras.ops`` on two
-same-shaped tensors. A target map has ``num_classes + 5`` channels per grid
+ordinary `model.fit(x, maps)` and the loss is a few `keras.ops` on two
+same-shaped tensors. A target map has `num_classes + 5` channels per grid
 cell: the class heatmaps (a Gaussian around each object's centre cell, exactly
-1 at it), the regression targets ``dx, dy, w, h`` and a mask that is 1 at the
+1 at it), the regression targets `dx, dy, w, h` and a mask that is 1 at the
 centre cells.
 """
 
@@ -18,10 +18,10 @@ from bayesft_keras.detection.model import STRIDE
 
 
 def gaussian_radius(height, width, min_overlap=0.7):
-    """CenterNet's heatmap radius (grid cells) for a box of ``height`` x ``width`` cells.
+    """CenterNet's heatmap radius (grid cells) for a box of `height` x `width` cells.
 
     The radius within which a corner-shifted box still overlaps the true box
-    by ``min_overlap``; the original implementation's formula, so the
+    by `min_overlap`; the original implementation's formula, so the
     heatmaps match CenterNet's.
     """
     b1 = height + width
@@ -41,14 +41,14 @@ def encode_targets(y, image_shape, num_classes, stride=STRIDE):
     """Padded boxes -> the detector's target maps.
 
     Args:
-        y: boxes ``(N, max_boxes, 6)`` in pixels (`bayesft_keras.detection.data`);
+        y: boxes `(N, max_boxes, 6)` in pixels (`bayesft_keras.detection.data`);
             padding (class -1) and crowd boxes are left out.
         image_shape: the images' (height, width, ...).
         num_classes: number of classes.
         stride: the detector's output stride.
 
     Returns:
-        float32 ``(N, height / stride, width / stride, num_classes + 5)``.
+        float32 `(N, height / stride, width / stride, num_classes + 5)`.
     """
     y = check_boxes(y)
     grid_h, grid_w = int(image_shape[0]) // stride, int(image_shape[1]) // stride
@@ -79,7 +79,7 @@ def encode_targets(y, image_shape, num_classes, stride=STRIDE):
 class CenterNetLoss(keras.losses.Loss):
     """CenterNet's loss: penalty-reduced focal loss on the heatmaps plus L1 on the boxes.
 
-    ``y_true`` are the maps of `encode_targets`; ``y_pred`` the detector's
+    `y_true` are the maps of `encode_targets`; `y_pred` the detector's
     output (heatmap logits, dx, dy, w, h). Each term is normalised by the
     number of objects in the image, as in CenterNet.
 

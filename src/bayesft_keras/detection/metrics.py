@@ -2,11 +2,11 @@
 
 `coco_evaluate` adapts padded arrays (ground truth as in
 `bayesft_keras.detection.data`, detections as `decode` gives them) to COCO's
-JSON structures and runs pycocotools' ``COCOeval`` unchanged: the reference
+JSON structures and runs pycocotools' `COCOeval` unchanged: the reference
 implementation of COCO mAP@[.5:.95] and AP50 (COCO's 101-point interpolated
 average precision, averaged over the classes that have ground truth; crowd
 boxes are COCO crowd regions). `DetectionMAP` decodes raw detector outputs and
-scores them: ``evaluate_drift(model, (x, y), metric=DetectionMAP())``.
+scores them: `evaluate_drift(model, (x, y), metric=DetectionMAP())`.
 """
 
 import contextlib
@@ -36,19 +36,19 @@ def coco_evaluate(y_true, detections, num_classes=None):
     """COCO evaluation of padded detections against padded ground truth.
 
     Args:
-        y_true: ground-truth boxes ``(N, max_boxes, 6)`` (or 5 columns,
+        y_true: ground-truth boxes `(N, max_boxes, 6)` (or 5 columns,
             no crowd flag) in pixels, class -1 = padding.
-        detections: ``(N, max_detections, 6)`` rows ``DETECTION_COLUMNS``,
+        detections: `(N, max_detections, 6)` rows `DETECTION_COLUMNS`,
             class -1 = padding (as `decode` returns).
         num_classes: classes to evaluate, 0..num_classes-1 (default: those
             up to the largest class in either array); a class without ground
             truth is left out of the mean, as in COCO.
 
     Returns:
-        ``{name: value}`` for the 12 `STATS` of pycocotools' summary
-        (``map`` = mAP@[.5:.95], ``map50`` = mAP@0.5, ...). With no detection
+        `{name: value}` for the 12 `STATS` of pycocotools' summary
+        (`map` = mAP@[.5:.95], `map50` = mAP@0.5, ...). With no detection
         at all every statistic is 0; a statistic without ground truth (e.g.
-        ``map_large`` without large objects) is 0 too (pycocotools' -1).
+        `map_large` without large objects) is 0 too (pycocotools' -1).
     """
     evaluation = _evaluate(y_true, detections, num_classes)
     if evaluation is None:
@@ -63,8 +63,8 @@ def mean_average_precision(
 ):
     """COCO-style mAP at the given IoU thresholds, over all object sizes.
 
-    The same pycocotools computation as `coco_evaluate`'s ``map50`` (IoU 0.5)
-    or ``map`` (``COCO_IOU_THRESHOLDS``), restricted to what that one number
+    The same pycocotools computation as `coco_evaluate`'s `map50` (IoU 0.5)
+    or `map` (`COCO_IOU_THRESHOLDS`), restricted to what that one number
     needs (one area range, one detection limit), which makes it several times
     faster: the metric of a drift sweep runs once per chip.
 
@@ -159,7 +159,7 @@ def _evaluate(y_true, detections, num_classes=None, configure=None):
 class DetectionMAP:
     """Detection mAP of raw detector outputs: a metric for `evaluate_drift`.
 
-    Called as ``metric(y_true, y_pred)`` with the padded boxes and the
+    Called as `metric(y_true, y_pred)` with the padded boxes and the
     detector's outputs (NumPy arrays of all examples), it decodes the outputs
     (`decode`) and returns one statistic of `coco_evaluate`.
 

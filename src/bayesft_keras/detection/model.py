@@ -4,14 +4,14 @@ Backbone: four 3x3 ReRAM convolutions in three stages with two 2x2 max-pools
 (output stride 4), then a 3x3 head convolution and two 1x1 output
 convolutions: a class heatmap (one channel per class, logits; a peak marks an
 object's centre) and the box regression (sub-cell centre offset, box width
-and height in grid cells). The model has one output, ``detections``, of shape
-``(H/4, W/4, num_classes + 4)``: channels ``[heatmap logits..., dx, dy, w, h]``
+and height in grid cells). The model has one output, `detections`, of shape
+`(H/4, W/4, num_classes + 4)`: channels `[heatmap logits..., dx, dy, w, h]`
 (see `decode`). One output tensor keeps the model a plain single-output
 Functional model that `evaluate_drift`, `convert` and saving take as is.
 
-Dropout sites (one rate each, named ``dropout_<site>`` as in
-`bayesft_keras.architectures`): ``stage1``, ``stage2``, ``stage3`` (channel
-dropout after each backbone stage) and ``head``. There is no site after the
+Dropout sites (one rate each, named `dropout_<site>` as in
+`bayesft_keras.architectures`): `stage1`, `stage2`, `stage3` (channel
+dropout after each backbone stage) and `head`. There is no site after the
 outputs: a dropped regression output has no neutral value, unlike a dropped
 class logit.
 """
@@ -58,7 +58,7 @@ def build_detector(
         input_shape: (height, width, channels); height and width must be
             multiples of 4 (the output stride).
         dropout: None (no dropout), one rate for every site, or
-            ``{site: rate}`` (missing sites: 0); sites are `SITES`.
+            `{site: rate}` (missing sites: 0); sites are `SITES`.
         noise: the device noise model of every ReRAM layer (None: ideal).
         bits: device weight precision, or None.
         width: channel multiplier (16-32-64-64-64 channels at 1).
@@ -69,8 +69,8 @@ def build_detector(
         name: the model's name.
 
     Returns:
-        An uncompiled `keras.Model` with output ``detections`` of shape
-        ``(H/4, W/4, num_classes + 4)``.
+        An uncompiled `keras.Model` with output `detections` of shape
+        `(H/4, W/4, num_classes + 4)`.
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"`num_classes` must be an int >= 1. Received: num_classes={num_classes!r}")
@@ -113,7 +113,7 @@ def build_detector(
 
 
 def num_classes_of(output_shape):
-    """The number of classes of a detector output shape ``(..., num_classes + 4)``."""
+    """The number of classes of a detector output shape `(..., num_classes + 4)`."""
     channels = output_shape[-1]
     if channels is None or channels <= NUM_BOX_CHANNELS:
         raise ValueError(

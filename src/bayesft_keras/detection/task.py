@@ -2,13 +2,13 @@
 
 Registered as the task "detection" (`bayesft_keras.tasks.get("detection")`),
 which `bayesft_keras.tuning.search.run_search` and `bayesft-keras evaluate`
-look up for ``--task detection`` and detection datasets. Its methods call
+look up for `--task detection` and detection datasets. Its methods call
 these functions (each takes the same settings as its classification
 counterpart):
 
-- `load_data(config)` for ``data.load(config.dataset, ...)``,
+- `load_data(config)` for `data.load(config.dataset, ...)`,
 - `build_hypermodel(config, ds, noise_injection=False)`: run_search's
-  ``build_hypermodel`` hook,
+  `build_hypermodel` hook,
 - `metric(name)` for the metric of `DriftObjective` and of the reports,
 - `load_split(dataset, split, input_shape, ...)` for
   `evaluation.files.load_data_for`.
@@ -74,7 +74,7 @@ def metric(name=DEFAULT_METRIC):
 
 
 def load_split(dataset, split="test", input_shape=None, data_seed=0, max_examples=None, data_dir=None):
-    """``(x, y)`` of one split of a detection dataset, fitted to a model's input shape."""
+    """`(x, y)` of one split of a detection dataset, fitted to a model's input shape."""
     if split not in ("test", "val"):
         raise ValueError(f"`split` must be 'test' or 'val'. Received: split={split!r}")
     ds = data_lib.load(dataset, input_shape=input_shape, data_dir=data_dir, seed=data_seed)

@@ -1,7 +1,7 @@
 """Model-level control of the simulated chip: which realization, which noise, on or off.
 
 Every function here changes only the device-state variables of ReRAM layers
-(``chip_seed``, ``device_params``, ``noise_enabled``); trainable weights are
+(`chip_seed`, `device_params`, `noise_enabled`); trainable weights are
 never touched, and compiled models pick up the change without retracing.
 """
 
@@ -18,7 +18,7 @@ from bayesft_keras.utils import checks
 
 
 def device_layers(model):
-    """The ReRAM layers of ``model`` that carry a noise model, in a fixed order.
+    """The ReRAM layers of `model` that carry a noise model, in a fixed order.
 
     Nested models are searched too (`walk_layers`).
     """
@@ -61,7 +61,7 @@ def resample(model, seed):
 
 @contextlib.contextmanager
 def chip(model, seed):
-    """Context manager: evaluate ``model`` as chip ``seed``, then restore the previous chip."""
+    """Context manager: evaluate `model` as chip `seed`, then restore the previous chip."""
     layers = _require_device_layers(model)
     with _restored([layer.chip_seed for layer in layers]):
         resample(model, seed)
@@ -85,7 +85,7 @@ def noise_off(model):
 
 @contextlib.contextmanager
 def _restored(variables):
-    """Restores the values of ``variables`` on exit."""
+    """Restores the values of `variables` on exit."""
     saved = [variable.numpy() for variable in variables]
     try:
         yield
@@ -97,7 +97,7 @@ def _restored(variables):
 def set_noise(model, noise):
     """Gives every ReRAM layer new noise parameter values.
 
-    ``noise`` must have the structure the layers were built with (same classes,
+    `noise` must have the structure the layers were built with (same classes,
     same parameters); only the values change, so compiled functions stay valid.
     To change the structure, rebuild with `bayesft_keras.device.convert`.
     """
@@ -114,7 +114,7 @@ def set_noise(model, noise):
 
 
 def set_noise_params(model, **values):
-    """Sets named noise parameters (e.g. ``sigma=0.8``) in every ReRAM layer."""
+    """Sets named noise parameters (e.g. `sigma=0.8`) in every ReRAM layer."""
     for layer in _require_device_layers(model):
         set_noise_layer = layer.noise.with_params(**values)
         layer.noise = set_noise_layer

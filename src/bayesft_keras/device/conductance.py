@@ -6,7 +6,7 @@ aihwkit keeps its conductance converters (`aihwkit.inference.converter`) apart
 from its noise models. Conductances are in microsiemens (uS), as in aihwkit.
 
 A mapping's scale follows the tensor it maps (its largest weight reaches
-``g_max``), taken without gradient, so a mapping never changes what training
+`g_max`), taken without gradient, so a mapping never changes what training
 sees.
 """
 
@@ -61,11 +61,11 @@ class ConductanceMapping(ConfigValue):
     """Base class: weights <-> a list of conductance tensors of the weights' shape."""
 
     def to_conductances(self, w):
-        """Returns ``(conductances, info)``: a list of tensors, and what `to_weights` needs."""
+        """Returns `(conductances, info)`: a list of tensors, and what `to_weights` needs."""
         raise NotImplementedError
 
     def to_weights(self, conductances, info):
-        """The weights that ``conductances`` represent (the inverse of `to_conductances`)."""
+        """The weights that `conductances` represent (the inverse of `to_conductances`)."""
         raise NotImplementedError
 
     def get_config(self):
@@ -74,19 +74,19 @@ class ConductanceMapping(ConfigValue):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class DifferentialPair(ConductanceMapping):
-    """A signed weight as a pair of devices: ``w = (G+ - G-) / s``.
+    """A signed weight as a pair of devices: `w = (G+ - G-) / s`.
 
-    ``s = (g_max - g_min) / max|w|``; ``G+ = g_min + s * max(w, 0)``,
-    ``G- = g_min + s * max(-w, 0)``: one device of the pair holds the weight,
-    the other stays at ``g_min``. With ``g_min > 0`` a zero weight is two
-    devices at ``g_min``, which drift independently, so it drifts too.
-    Source: aihwkit's ``SinglePairConductanceConverter`` (same formula,
+    `s = (g_max - g_min) / max|w|`; `G+ = g_min + s * max(w, 0)`,
+    `G- = g_min + s * max(-w, 0)`: one device of the pair holds the weight,
+    the other stays at `g_min`. With `g_min > 0` a zero weight is two
+    devices at `g_min`, which drift independently, so it drifts too.
+    Source: aihwkit's `SinglePairConductanceConverter` (same formula,
     defaults g_min = 0, g_max = 25 uS).
 
     Args:
         g_min: conductance of logical zero, uS, >= 0.
         g_max: conductance of the largest weight, uS, > g_min.
-        per_column: one scale ``s`` per output column (the last axis of a
+        per_column: one scale `s` per output column (the last axis of a
             kernel) instead of one per tensor (aihwkit: per tile).
     """
 
@@ -113,11 +113,11 @@ class DifferentialPair(ConductanceMapping):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class SingleDevice(ConductanceMapping):
-    """One device per weight, mapped affinely: ``G = g_min + s * (w - min W)``.
+    """One device per weight, mapped affinely: `G = g_min + s * (w - min W)`.
 
-    ``s = (g_max - g_min) / (max W - min W)``, so the smallest weight sits at
-    ``g_min`` and the largest at ``g_max``. Source: aihwkit's
-    ``SingleDeviceConductanceConverter`` (defaults g_min = 9, g_max = 88.2 uS,
+    `s = (g_max - g_min) / (max W - min W)`, so the smallest weight sits at
+    `g_min` and the largest at `g_max`. Source: aihwkit's
+    `SingleDeviceConductanceConverter` (defaults g_min = 9, g_max = 88.2 uS,
     those of the ReRAM CMO/HfOx devices).
 
     Args:

@@ -26,7 +26,7 @@ class ConfigValue:
 
 
 def get_instance(identifier, base, name, what):
-    """``identifier`` as an instance of ``base``: an instance or None is kept, a serialized config is deserialized.
+    """`identifier` as an instance of `base`: an instance or None is kept, a serialized config is deserialized.
 
     Args:
         identifier: the value received.
@@ -47,5 +47,5 @@ def get_instance(identifier, base, name, what):
 
 
 def serialize(value):
-    """The Keras serialization of ``value``; None is kept."""
+    """The Keras serialization of `value`; None is kept."""
     return None if value is None else keras.saving.serialize_keras_object(value)

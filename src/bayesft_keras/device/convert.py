@@ -27,20 +27,20 @@ def _check_model(model, fn):
 
 
 def clone_with_weights(model, clone_layer, purpose="converted"):
-    """Clones ``model`` layer by layer with ``clone_layer`` and copies every weight by name.
+    """Clones `model` layer by layer with `clone_layer` and copies every weight by name.
 
     The one clone-and-copy of the package: `convert`, `to_keras` and the drift
     evaluator's device copy (`device_copy`) all go through it. Device-state
-    variables (``chip_seed``, ...) are left as the new layers create them.
+    variables (`chip_seed`, ...) are left as the new layers create them.
 
     Args:
         model: a built Sequential or Functional `keras.Model`.
-        clone_layer: maps a layer of ``model`` to its new layer.
+        clone_layer: maps a layer of `model` to its new layer.
         purpose: what the clone is for, in the error message ("converted",
             "evaluated").
 
     Returns:
-        ``(clone, weight_pairs)``: the new model and the ``(source, copy)``
+        `(clone, weight_pairs)`: the new model and the `(source, copy)`
         variable pairs, so that a caller can copy later weights again.
     """
     pairs = []
@@ -64,7 +64,7 @@ def clone_with_weights(model, clone_layer, purpose="converted"):
 
 
 def _weight_pairs(old, new):
-    """The ``(old, new)`` variable pairs of two layers, matched by name; device state left out."""
+    """The `(old, new)` variable pairs of two layers, matched by name; device state left out."""
     device_vars = set(DeviceLayerMixin.DEVICE_VARIABLES)
     old_values = {_leaf(v): v for v in old.weights if _leaf(v) not in device_vars}
     pairs = []
@@ -85,12 +85,12 @@ def _leaf(variable):
 
 
 def device_copy(model, noise=None, bits=None, periphery=None):
-    """A device copy of ``model`` for evaluation, and its ``(source, copy)`` weight pairs.
+    """A device copy of `model` for evaluation, and its `(source, copy)` weight pairs.
 
     A plain Keras model is converted (its `Dense`, `Conv*` and
-    `DepthwiseConv2D` layers get ``noise``, default `LogNormalDrift()`); a
+    `DepthwiseConv2D` layers get `noise`, default `LogNormalDrift()`); a
     model that already has ReRAM layers keeps their device settings, except
-    those given here (``noise``, ``bits``, ``periphery``, each None to keep).
+    those given here (`noise`, `bits`, `periphery`, each None to keep).
 
     Args:
         model: a built Sequential or Functional `keras.Model` (not modified).
@@ -124,11 +124,11 @@ def device_copy(model, noise=None, bits=None, periphery=None):
 
 
 def convert(model, noise=None, *, skip_unsupported=False, **device_args):
-    """Returns a copy of ``model`` computed on a simulated ReRAM device.
+    """Returns a copy of `model` computed on a simulated ReRAM device.
 
     Every `Dense`, `Conv1D`, `Conv2D` and `DepthwiseConv2D` layer (in nested
     models too) becomes its ReRAM counterpart with the same configuration and
-    weights; ReRAM layers get the new device settings. ``model`` itself is
+    weights; ReRAM layers get the new device settings. `model` itself is
     left untouched.
 
     The other layers are cloned with their weights, as they are:
@@ -142,7 +142,7 @@ def convert(model, noise=None, *, skip_unsupported=False, **device_args):
       `Conv2DTranspose`, a subclass of `Dense`, a custom layer, ...) cannot be
       put on the device: its weights would not drift, and the drift results
       would be silently optimistic. `convert` raises `ValueError` naming
-      every such layer, unless ``skip_unsupported=True``, which keeps them
+      every such layer, unless `skip_unsupported=True`, which keeps them
       as they are (digital, noise-free) with a warning naming them.
 
     Args:
@@ -185,7 +185,7 @@ def convert(model, noise=None, *, skip_unsupported=False, **device_args):
 
 
 def unsupported_layers(model):
-    """The layers of ``model`` (nested ones too) that hold weights `convert` cannot put on the device."""
+    """The layers of `model` (nested ones too) that hold weights `convert` cannot put on the device."""
     return [
         layer
         for layer in walk_layers(model)
@@ -226,7 +226,7 @@ def _digital_layers():
 
 
 def to_keras(model):
-    """Returns a copy of ``model`` with every ReRAM layer replaced by its plain Keras layer.
+    """Returns a copy of `model` with every ReRAM layer replaced by its plain Keras layer.
 
     The programmed weights are copied; device settings and state are dropped.
     """

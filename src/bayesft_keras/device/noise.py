@@ -1,13 +1,13 @@
 """Device noise models: one small class per physical effect of a ReRAM cell.
 
-Every model maps a programmed weight tensor ``w`` to the weight the crossbar
+Every model maps a programmed weight tensor `w` to the weight the crossbar
 actually computes with. Each parameter of a model is a *strength*: setting all
 of them to zero makes the model exactly the identity, which is what lets a
 layer switch noise off (or sweep a parameter) by changing variable values
 instead of rebuilding the graph.
 
 Models are serializable Keras objects, so layers that hold them save and load
-with ``model.save`` / ``keras.models.load_model``.
+with `model.save` / `keras.models.load_model`.
 """
 
 import math
@@ -21,7 +21,7 @@ _PACKAGE = "bayesft_keras"
 
 
 def check_in_range(name, value, low, high, cls):
-    """``value`` as a finite `float` in [low, high] (``high`` may be inf: any finite number above ``low``).
+    """`value` as a finite `float` in [low, high] (`high` may be inf: any finite number above `low`).
 
     NaN and infinities are refused whatever the bounds: a strength or a time of inf
     gives NaN weights, found only when training or scoring has run.
@@ -43,7 +43,7 @@ def check_in_range(name, value, low, high, cls):
 
 
 def check_finite(name, value, cls):
-    """``value`` as a finite `float` (a model constant of either sign)."""
+    """`value` as a finite `float` (a model constant of either sign)."""
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -54,20 +54,20 @@ def check_finite(name, value, cls):
 
 
 def max_abs(w):
-    """The largest ``|w|`` of the tensor, a constant for the gradient (the range devices are written to)."""
+    """The largest `|w|` of the tensor, a constant for the gradient (the range devices are written to)."""
     return ops.stop_gradient(ops.max(ops.abs(w)))
 
 
 def normal_like(x, seed):
-    """Standard normal draws of the shape and dtype of ``x``."""
+    """Standard normal draws of the shape and dtype of `x`."""
     return keras.random.normal(ops.shape(x), dtype=x.dtype, seed=seed)
 
 
 class DeviceNoise(config_value.ConfigValue):
     """Base class of the device noise models.
 
-    Subclasses name their parameters in ``param_names``, store them as float
-    attributes of the same names, and implement ``apply(w, seed, params)``.
+    Subclasses name their parameters in `param_names`, store them as float
+    attributes of the same names, and implement `apply(w, seed, params)`.
     """
 
     param_names = ()
@@ -77,18 +77,18 @@ class DeviceNoise(config_value.ConfigValue):
         return len(self.param_names)
 
     def params(self):
-        """The parameter values, in the order of ``param_names``."""
+        """The parameter values, in the order of `param_names`."""
         return [float(getattr(self, name)) for name in self.param_names]
 
     def apply(self, w, seed, params):
-        """Returns the noisy version of ``w``.
+        """Returns the noisy version of `w`.
 
         Args:
             w: the (quantized) weight tensor.
             seed: anything `keras.random` accepts as a seed; a
                 `keras.random.SeedGenerator` gives independent draws.
             params: one scalar (Python float or tensor) per entry of
-                ``param_names``.
+                `param_names`.
         """
         raise NotImplementedError
 
@@ -99,19 +99,19 @@ class DeviceNoise(config_value.ConfigValue):
     time_params = ()
     # Whether `read` adds noise: the layer then draws it fresh on every pass.
     has_read_noise = False
-    # Whether all-zero parameters give exactly ``w`` (else a switched-off layer bypasses the model).
+    # Whether all-zero parameters give exactly `w` (else a switched-off layer bypasses the model).
     exact_identity = True
 
     def read(self, w, seed, params):
-        """The noise of one read of the chip's weights ``w`` (drawn anew on every pass).
+        """The noise of one read of the chip's weights `w` (drawn anew on every pass).
 
-        ``apply`` gives the chip (fixed until resampled); ``read`` the
+        `apply` gives the chip (fixed until resampled); `read` the
         fluctuation of each matrix-vector product on it. Default: none.
         """
         return w
 
     def programming_params(self, params):
-        """``params`` with every time parameter set to the end of programming (its lowest value)."""
+        """`params` with every time parameter set to the end of programming (its lowest value)."""
         return list(params)
 
     def __call__(self, w, seed=None):
@@ -137,13 +137,13 @@ class DeviceNoise(config_value.ConfigValue):
 class LogNormalDrift(DeviceNoise):
     """Multiplicative log-normal conductance drift, the BayesFT model.
 
-    ``w' = w * exp(theta)``, ``theta ~ N(0, sigma^2)`` drawn per cell.
+    `w' = w * exp(theta)`, `theta ~ N(0, sigma^2)` drawn per cell.
 
-    The sign of ``w`` is kept and ``E[w'] = w * exp(sigma^2 / 2)``, so drift is
+    The sign of `w` is kept and `E[w'] = w * exp(sigma^2 / 2)`, so drift is
     biased upwards on average (1.38x at sigma=0.8, 3.08x at sigma=1.5).
 
     Args:
-        sigma: standard deviation of ``theta``, >= 0.
+        sigma: standard deviation of `theta`, >= 0.
     """
 
     param_names = ("sigma",)
@@ -160,11 +160,11 @@ class LogNormalDrift(DeviceNoise):
 class ProgrammingNoise(DeviceNoise):
     """Additive Gaussian write noise, relative to the tensor's largest weight.
 
-    ``w' = w + std * max|W| * n``, ``n ~ N(0, 1)`` drawn per cell, where
-    ``max|W|`` is taken over the whole tensor (kernel or bias) being written.
+    `w' = w + std * max|W| * n`, `n ~ N(0, 1)` drawn per cell, where
+    `max|W|` is taken over the whole tensor (kernel or bias) being written.
 
     Args:
-        std: noise standard deviation as a fraction of ``max|W|``, >= 0.
+        std: noise standard deviation as a fraction of `max|W|`, >= 0.
     """
 
     param_names = ("std",)
@@ -181,15 +181,15 @@ class ProgrammingNoise(DeviceNoise):
 class StuckAtFaults(DeviceNoise):
     """Cells stuck at the lowest or the highest conductance level.
 
-    With ``u ~ U[0, 1)`` drawn per cell:
-    ``w' = 0`` if ``u < p_low`` (stuck at zero conductance);
-    ``w' = sign(w) * max|W|`` if ``u >= 1 - p_high`` (stuck at the top level);
-    ``w' = w`` otherwise.
+    With `u ~ U[0, 1)` drawn per cell:
+    `w' = 0` if `u < p_low` (stuck at zero conductance);
+    `w' = sign(w) * max|W|` if `u >= 1 - p_high` (stuck at the top level);
+    `w' = w` otherwise.
 
     Args:
         p_low: probability of a cell stuck at zero, in [0, 1].
         p_high: probability of a cell stuck at the top level, in [0, 1].
-            ``p_low + p_high`` must not exceed 1.
+            `p_low + p_high` must not exceed 1.
     """
 
     param_names = ("p_low", "p_high")
@@ -213,11 +213,11 @@ class StuckAtFaults(DeviceNoise):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Compose(DeviceNoise):
-    """Several effects applied in order: ``w' = f_n(... f_2(f_1(w)))``.
+    """Several effects applied in order: `w' = f_n(... f_2(f_1(w)))`.
 
     Parameter names are prefixed with the position of their model, e.g.
-    ``Compose([LogNormalDrift(0.5), StuckAtFaults(0.01)])`` has parameters
-    ``("0.sigma", "1.p_low", "1.p_high")``.
+    `Compose([LogNormalDrift(0.5), StuckAtFaults(0.01)])` has parameters
+    `("0.sigma", "1.p_low", "1.p_high")`.
 
     Args:
         models: a list of `DeviceNoise` instances (or their serialized configs).
@@ -249,7 +249,7 @@ class Compose(DeviceNoise):
         return [p for m in self.models for p in m.params()]
 
     def _per_model(self, params):
-        """``(model, its parameters)`` for each model, ``params`` split in order."""
+        """`(model, its parameters)` for each model, `params` split in order."""
         params = list(params)
         for m in self.models:
             yield m, params[: m.num_params]

@@ -4,24 +4,24 @@ A ReRAM layer without a `Periphery` computes one ideal matrix product (and the
 input/output bits of the layer, if any). With one:
 
 - **tiles**: a kernel of more rows (inputs) or columns (outputs) than
-  ``tile_size`` is split into tiles; each tile computes its partial product
+  `tile_size` is split into tiles; each tile computes its partial product
   with its own ADC, and the partial sums of a column are added digitally
-  (aihwkit: ``MappingParameter.max_input_size / max_output_size``, the
-  ``TileModuleArray``). A convolution's rows are (kernel position, input
+  (aihwkit: `MappingParameter.max_input_size / max_output_size`, the
+  `TileModuleArray`). A convolution's rows are (kernel position, input
   channel) pairs, so a tile holds whole input channels:
-  ``tile_rows // (kernel area)`` of them.
+  `tile_rows // (kernel area)` of them.
 - **ADC** (per tile, per read): the tile output in full-scale units,
-  ``y_n = y / (a b)``, ``a = max|x|`` of the tile's input (per sample, aihwkit's
-  ``NoiseManagementType.ABS_MAX``) and ``b = max|W|`` of the tile's programmed
-  weights (aihwkit's ``weight_scaling_omega = 1``), gets the ADC noise
-  ``y_n + out_noise * n`` (``n ~ N(0, 1)``, fresh on every forward pass) and is
-  clipped to ``[-out_bound, out_bound]`` (aihwkit ``IOParameters.out_noise``,
-  ``out_bound``), then quantized to the layer's ``output_bits``.
+  `y_n = y / (a b)`, `a = max|x|` of the tile's input (per sample, aihwkit's
+  `NoiseManagementType.ABS_MAX`) and `b = max|W|` of the tile's programmed
+  weights (aihwkit's `weight_scaling_omega = 1`), gets the ADC noise
+  `y_n + out_noise * n` (`n ~ N(0, 1)`, fresh on every forward pass) and is
+  clipped to `[-out_bound, out_bound]` (aihwkit `IOParameters.out_noise`,
+  `out_bound`), then quantized to the layer's `output_bits`.
 - **global drift compensation**: each tile's output is multiplied by
-  ``alpha = mean|W_prog| / mean|W_t|``, the read-out of the tile on the
+  `alpha = mean|W_prog| / mean|W_t|`, the read-out of the tile on the
   one-hot reference inputs (the identity) right after programming, divided by
   the same read-out at the time of inference (aihwkit's
-  ``GlobalDriftCompensation``, with a noise-free read-out).
+  `GlobalDriftCompensation`, with a noise-free read-out).
 """
 
 import math
@@ -61,10 +61,10 @@ class Periphery(ConfigValue):
 
     Args:
         tile_size: None (one crossbar per layer), an integer (square tiles,
-            e.g. 256) or ``(rows, columns)``; each >= 1.
-        out_noise: ADC noise std in full-scale units (aihwkit ``out_noise``,
+            e.g. 256) or `(rows, columns)`; each >= 1.
+        out_noise: ADC noise std in full-scale units (aihwkit `out_noise`,
             default there 0.06), >= 0. Drawn fresh on every forward pass.
-        out_bound: ADC range in full-scale units (aihwkit ``out_bound``,
+        out_bound: ADC range in full-scale units (aihwkit `out_bound`,
             default there 12), > 0, or None for no bound.
         drift_compensation: scale each tile's output by its global drift
             compensation factor (needs a noise model with a time parameter to
@@ -121,7 +121,7 @@ class Periphery(ConfigValue):
     # -- the crossbar -------------------------------------------------------------
 
     def blocks(self, num_inputs, num_outputs, rows_per_input=1):
-        """``(input blocks, output blocks)``: lists of ``(start, stop)`` of the tiles."""
+        """`(input blocks, output blocks)`: lists of `(start, stop)` of the tiles."""
         if self.tile_size is None:
             return [(0, num_inputs)], [(0, num_outputs)]
         rows, cols = self.tile_size
@@ -151,15 +151,15 @@ class Periphery(ConfigValue):
         """The layer's crossbar outputs (before bias) through tiles and their ADCs.
 
         Args:
-            inputs: the (DAC-quantized) inputs; ``channel_axis`` indexes their
+            inputs: the (DAC-quantized) inputs; `channel_axis` indexes their
                 input channels and the outputs' channels.
-            kernel: the weights of this read, shape ``(..., inputs, outputs)``.
-            op: ``op(x, w) -> y``, the layer's linear operation.
+            kernel: the weights of this read, shape `(..., inputs, outputs)`.
+            op: `op(x, w) -> y`, the layer's linear operation.
             target: the programmed (quantized, noise-free) kernel: ADC scale.
             rows_per_input: crossbar rows per input channel (kernel area).
             output_bits: ADC precision, or None.
             seed: seed source of the ADC noise (None: no ADC noise).
-            noise_gain: multiplies ``out_noise`` (0 switches it off).
+            noise_gain: multiplies `out_noise` (0 switches it off).
             chip, reference: the chip's kernel at the time of inference and
                 right after programming, for drift compensation (None: none).
         """

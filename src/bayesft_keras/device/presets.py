@@ -1,12 +1,12 @@
-"""Device presets: TOML files in the top-level ``devices/`` folder, one device each.
+"""Device presets: TOML files in the top-level `devices/` folder, one device each.
 
-A preset names a device model (``[noise]``, built from its ``class`` and
-arguments; nested tables with a ``class`` are built the same way, e.g. a
-``mapping``, or the ``models`` of a ``Compose``), an optional ``[periphery]``,
-the parameter a drift report sweeps (``param``), its default ``values`` (a
-list, or ``{start, stop, step}`` with stop included) and the value the tuner's
-objective uses (``target``; none: the tuning preset's ``sigma``). Selected
-with ``--device`` in ``bayesft-keras tune`` and ``evaluate``; ``lognormal``
+A preset names a device model (`[noise]`, built from its `class` and
+arguments; nested tables with a `class` are built the same way, e.g. a
+`mapping`, or the `models` of a `Compose`), an optional `[periphery]`,
+the parameter a drift report sweeps (`param`), its default `values` (a
+list, or `{start, stop, step}` with stop included) and the value the tuner's
+objective uses (`target`; none: the tuning preset's `sigma`). Selected
+with `--device` in `bayesft-keras tune` and `evaluate`; `lognormal`
 (the paper's model) is the default.
 """
 
@@ -128,7 +128,7 @@ def load_device(name_or_path=DEFAULT_DEVICE):
 
 
 def build(table):
-    """An object from a table ``{"class": name, **arguments}`` (nested tables with a class too)."""
+    """An object from a table `{"class": name, **arguments}` (nested tables with a class too)."""
     if not isinstance(table, dict) or "class" not in table:
         raise ValueError(f"Expected a table with a `class` key. Received: {table!r}")
     table = dict(table)
@@ -146,11 +146,11 @@ def build(table):
 
 
 def tuning_device(config):
-    """``(noise, periphery, param, values)`` of ``config.device`` for a search.
+    """`(noise, periphery, param, values)` of `config.device` for a search.
 
-    The noise is the device's at the objective's value ``config.sigma`` of
-    its swept parameter ``param``; ``values`` are its report values. The
-    default device gives exactly the paper's ``LogNormalDrift(config.sigma)``
+    The noise is the device's at the objective's value `config.sigma` of
+    its swept parameter `param`; `values` are its report values. The
+    default device gives exactly the paper's `LogNormalDrift(config.sigma)`
     (and None for the rest: the search's own sigma sweep).
     """
     device = getattr(config, "device", DEFAULT_DEVICE)

@@ -1,11 +1,11 @@
 """Device precision: symmetric fake quantization with a straight-through gradient.
 
 A ReRAM cell holds one of a finite set of conductance levels. Weights are mapped
-onto the symmetric narrow-range grid ``{k * scale : k = -(2^(b-1) - 1), ..., 2^(b-1) - 1}``
-with ``scale = max|w| / (2^(b-1) - 1)``: ``2^b - 1`` levels with zero exactly
-representable, the grid of TensorFlow's ``fake_quant_with_min_max_vars``
-(``narrow_range=True``) and of tensorflow-model-optimization's symmetric weight
-quantizer. Rounding is ``floor(x / scale + 0.5)``, as in both. The forward pass
+onto the symmetric narrow-range grid `{k * scale : k = -(2^(b-1) - 1), ..., 2^(b-1) - 1}`
+with `scale = max|w| / (2^(b-1) - 1)`: `2^b - 1` levels with zero exactly
+representable, the grid of TensorFlow's `fake_quant_with_min_max_vars`
+(`narrow_range=True`) and of tensorflow-model-optimization's symmetric weight
+quantizer. Rounding is `floor(x / scale + 0.5)`, as in both. The forward pass
 sees quantized values; the backward pass is the identity (straight-through).
 """
 
@@ -19,7 +19,7 @@ EPSILON = 1e-12
 
 
 def validate_bits(bits, name="bits"):
-    """Returns ``bits`` as an int, or None, raising a clear error otherwise."""
+    """Returns `bits` as an int, or None, raising a clear error otherwise."""
     if bits is None:
         return None
     if isinstance(bits, bool) or not isinstance(bits, int) or not (
@@ -33,16 +33,16 @@ def validate_bits(bits, name="bits"):
 
 
 def num_levels(bits):
-    """Number of distinct values of the ``bits``-bit symmetric grid."""
+    """Number of distinct values of the `bits`-bit symmetric grid."""
     return 2**bits - 1
 
 
 def fake_quantize(x, bits, axis=None):
-    """Symmetric fake quantization of ``x`` to ``bits`` bits.
+    """Symmetric fake quantization of `x` to `bits` bits.
 
     Args:
         x: float tensor.
-        bits: precision; None returns ``x`` unchanged.
+        bits: precision; None returns `x` unchanged.
         axis: the axis that keeps its own range (per-channel quantization), or
             None for a single range over the whole tensor.
     """
@@ -87,7 +87,7 @@ def quantize_weight(w, bits, channel_axes=(-1,), per_channel=True):
         w: the kernel.
         bits: precision, or None for full precision.
         channel_axes: the axes that together index output channels, e.g.
-            ``(-1,)`` for Dense/Conv kernels and ``(-2, -1)`` for a depthwise
+            `(-1,)` for Dense/Conv kernels and `(-2, -1)` for a depthwise
             kernel (input channel x depth multiplier).
         per_channel: one range per output channel if True, one per tensor if
             False.
@@ -111,7 +111,7 @@ def quantize_weight(w, bits, channel_axes=(-1,), per_channel=True):
 def quantize_activation(x, bits):
     """Fake quantization of a batch of activations (DAC inputs / ADC outputs).
 
-    Each sample gets its own symmetric range ``max|x|`` over its features, so a
+    Each sample gets its own symmetric range `max|x|` over its features, so a
     sample's result does not depend on the rest of its batch.
     """
     if bits is None:

@@ -2,18 +2,18 @@
 
 The noise models (`bayesft_keras.device.noise`, `bayesft_keras.device.physics`,
 `bayesft_keras.device.periphery` for the ADCs) say *what* a draw is: a
-distribution over the weights (``apply``, ``read``) given a seed source and
+distribution over the weights (`apply`, `read`) given a seed source and
 parameter values. This module says *which* draw a layer makes on a forward
 pass, and it is the only place that does:
 
 - the chip: at inference the programmed weights go through the noise model
-  with a `SeedStream` on the layer's ``chip_seed`` variable, so every pass of
+  with a `SeedStream` on the layer's `chip_seed` variable, so every pass of
   one chip draws the same realization (`sample_chip`);
-- training with ``train_noise=True``: fresh draws from the layer's own
+- training with `train_noise=True`: fresh draws from the layer's own
   `keras.random.SeedGenerator` at every step (`chip_seeds`);
 - reads: read noise and ADC noise drawn anew on every pass from the
-  ``read_seed`` variable, advanced by each draw (`ReadSeeds`, `sample_read`);
-- the parameters: ``device_params`` times the ``noise_enabled`` gain, so a
+  `read_seed` variable, advanced by each draw (`ReadSeeds`, `sample_read`);
+- the parameters: `device_params` times the `noise_enabled` gain, so a
   sweep or a clean pass only changes variable values (`gained_params`).
 
 These variables live in each layer's `DeviceState`. Seeds are derived in
@@ -39,7 +39,7 @@ from bayesft_keras.device.seeds import SeedStream
 class ReadSeeds(keras.random.SeedGenerator):
     """A `SeedGenerator` on an existing int32 variable: a new seed for every draw of every pass.
 
-    The variable is the layer's ``read_seed``: eager calls, ``model.predict``
+    The variable is the layer's `read_seed`: eager calls, `model.predict`
     and compiled functions advance it; the drift evaluator maps it to a value
     per chip and batch (`keras.StatelessScope`).
     """
@@ -61,15 +61,15 @@ class DeviceState(keras.layers.Layer):
     Args:
         params: initial values of the noise model's parameters.
         read_noise: whether the layer draws noise on every read (then it gets
-            a ``read_seed`` variable).
-        read_seed: initial value of ``read_seed[0]`` (None: random).
+            a `read_seed` variable).
+        read_seed: initial value of `read_seed[0]` (None: random).
 
     Variables:
         chip_seed: the seed of the current noise realization, shape (2,).
         device_params: the noise model's parameters, shape (len(params),).
         noise_enabled: 1.0 applies the noise, 0.0 leaves weights clean.
         read_seed: the seed of the next read's noise, shape (2,) (with
-            ``read_noise`` only).
+            `read_noise` only).
     """
 
     def __init__(self, params=(), read_noise=False, read_seed=None, **kwargs):
@@ -137,13 +137,13 @@ def read_seeds(layer, training):
 
 
 def gained_params(layer):
-    """The noise parameters the layer computes with: ``device_params`` times the on/off gain."""
+    """The noise parameters the layer computes with: `device_params` times the on/off gain."""
     gain = layer.noise_enabled
     return [layer.device_params[i] * gain for i in range(layer.noise.num_params)]
 
 
 def sample_chip(layer, w, seed, programming=False):
-    """``w`` as the layer's chip holds it: through the noise model with ``seed``.
+    """`w` as the layer's chip holds it: through the noise model with `seed`.
 
     Args:
         layer: a built ReRAM layer with a noise model.
@@ -163,12 +163,12 @@ def sample_chip(layer, w, seed, programming=False):
 
 
 def sample_read(layer, w, seeds):
-    """One read of the chip's weights ``w``: the noise model's read noise, drawn from ``seeds``."""
+    """One read of the chip's weights `w`: the noise model's read noise, drawn from `seeds`."""
     return layer.noise.read(w, seeds, gained_params(layer))
 
 
 def chip_mapping(layers, read_layers, layer_seeds, read_seeds_base, gain, offset):
-    """The ``(variable, value)`` pairs that make ``layers`` one chip, for a `keras.StatelessScope`.
+    """The `(variable, value)` pairs that make `layers` one chip, for a `keras.StatelessScope`.
 
     Args:
         layers: the model's ReRAM layers with noise (`chip.device_layers`).

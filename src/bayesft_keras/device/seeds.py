@@ -2,13 +2,13 @@
 
 From the outside in:
 
-- `chip_seed_grid`: the chip seeds of a sweep, ``[v, c]`` from
-  ``SeedSequence([seed, v, c])`` (`bayesft_keras.evaluation.evaluate_drift`).
+- `chip_seed_grid`: the chip seeds of a sweep, `[v, c]` from
+  `SeedSequence([seed, v, c])` (`bayesft_keras.evaluation.evaluate_drift`).
 - `layer_seeds`: a chip seed -> one independent seed pair per ReRAM layer
-  (``SeedSequence([chip, i])``), what `bayesft_keras.device.chip.resample`
-  assigns to the layers' ``chip_seed`` variables.
+  (`SeedSequence([chip, i])`), what `bayesft_keras.device.chip.resample`
+  assigns to the layers' `chip_seed` variables.
 - `read_seed_base`: a layer's chip seed -> the first seed of its read noise
-  (`ReadNoise`, ADC noise); batch ``b`` of a pass adds ``[0, b * READ_STRIDE]``.
+  (`ReadNoise`, ADC noise); batch `b` of a pass adds `[0, b * READ_STRIDE]`.
 - `SeedStream`: a layer's seed pair -> the seeds of the successive
   `keras.random` draws of one forward pass, without state. A layer's chip is
   a pure function of its chip seed: every draw takes the next seed of the
@@ -40,9 +40,9 @@ SEED_DTYPE = keras.random.SeedGenerator(0, name="seed_dtype_probe").state.dtype
 
 
 def chip_seed_grid(seed, num_values, chips):
-    """The chip seeds of a sweep: an int array of shape ``(num_values, chips)``.
+    """The chip seeds of a sweep: an int array of shape `(num_values, chips)`.
 
-    Entry ``[v, c]`` is derived from ``SeedSequence([seed, v, c])``, so chips
+    Entry `[v, c]` is derived from `SeedSequence([seed, v, c])`, so chips
     are independent across values and across chips.
     """
     seed = checks.seed(seed)
@@ -73,7 +73,7 @@ def layer_seeds(seed, num_layers):
 
 
 def read_seed_base(layer_seed):
-    """The first read seed of a layer's chip (int32 array of shape (2,)); batch ``b`` adds ``[0, b * READ_STRIDE]``."""
+    """The first read seed of a layer's chip (int32 array of shape (2,)); batch `b` adds `[0, b * READ_STRIDE]`."""
     layer_seed = np.asarray(layer_seed, dtype="int64")
     return np.stack(
         [(layer_seed[..., 0] ^ _READ_SALT) & SEED_MASK, layer_seed[..., 1] & SEED_MASK], axis=-1
@@ -81,10 +81,10 @@ def read_seed_base(layer_seed):
 
 
 class SeedStream(keras.random.SeedGenerator):
-    """Seeds ``base, base + [0, 1], base + [0, 2], ...`` for one forward pass.
+    """Seeds `base, base + [0, 1], base + [0, 2], ...` for one forward pass.
 
     `keras.random` asks a `SeedGenerator` for its next seed; this one derives
-    them from ``base`` (an int32 tensor of shape (2,)) without advancing any
+    them from `base` (an int32 tensor of shape (2,)) without advancing any
     variable.
     """
 
@@ -101,7 +101,7 @@ class SeedStream(keras.random.SeedGenerator):
 
 
 def as_stream(seed):
-    """``seed`` as a source of distinct seeds: a `SeedGenerator` or None is kept, an int becomes a stream."""
+    """`seed` as a source of distinct seeds: a `SeedGenerator` or None is kept, an int becomes a stream."""
     if seed is None or isinstance(seed, keras.random.SeedGenerator):
         return seed
     if isinstance(seed, int) and not isinstance(seed, bool):

@@ -2,11 +2,11 @@
 
 The package's one walk over a model's layers (chip control, the device copy,
 the evaluator's memory estimate, the architectures' dropout sites and FLOPs).
-It descends through ``model.layers`` of every nested `keras.Model`
+It descends through `model.layers` of every nested `keras.Model`
 (Sequential, Functional and subclassed alike).
 
 It yields the layers in the order Keras's own tracker (the private
-``Layer._flatten_layers``) does: a model's layers in order, but each nested
+`Layer._flatten_layers`) does: a model's layers in order, but each nested
 model's layers last-first, depth first. The order fixes which per-layer seed
 each ReRAM layer of a chip gets (`bayesft_keras.device.chip.resample`), so it
 must not change.
@@ -23,12 +23,12 @@ import keras
 
 
 def walk_layers(model, include_self=False):
-    """The layers of ``model``, nested models' layers included, each once.
+    """The layers of `model`, nested models' layers included, each once.
 
     Args:
         model: a `keras.Model` or a `keras.layers.Layer` (a layer that is not
             a model has no sublayers to walk).
-        include_self: whether ``model`` itself comes first.
+        include_self: whether `model` itself comes first.
 
     Returns:
         A list of layers.

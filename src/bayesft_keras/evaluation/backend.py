@@ -4,7 +4,7 @@ The traced function reads model variables, and each backend handles them its
 own way: TensorFlow reads them inside `tf.function` (new values are seen
 without a retrace), JAX needs their values passed in (`jax.jit` functions are
 pure), torch runs eagerly without autograd. Chips are mapped over inside the
-compiled function: TensorFlow runs ``parallel`` of them at once
+compiled function: TensorFlow runs `parallel` of them at once
 (`auto_chips_per_pass` picks how many).
 """
 
@@ -46,17 +46,17 @@ def auto_chips_per_pass(model, batch_size):
 
 
 def compile_forward(fn, model, own_variables=(), jit_compile=False):
-    """Returns ``run(*args)`` calling ``fn(variable_mapping, *args)`` compiled.
+    """Returns `run(*args)` calling `fn(variable_mapping, *args)` compiled.
 
     Every argument is a tensor (or a list of tensors) whose first axis may
     change from call to call (chips, examples) without a retrace.
 
     Args:
-        fn: a function of ``(variable_mapping, *args)``; ``variable_mapping``
-            is a list of ``(variable, value)`` pairs that ``fn`` must put in
+        fn: a function of `(variable_mapping, *args)`; `variable_mapping`
+            is a list of `(variable, value)` pairs that `fn` must put in
             its `keras.StatelessScope` (empty unless the backend is JAX).
-        model: the model whose variables ``fn`` reads.
-        own_variables: variables ``fn`` maps itself (left out of the mapping).
+        model: the model whose variables `fn` reads.
+        own_variables: variables `fn` maps itself (left out of the mapping).
         jit_compile: TensorFlow only: compile with XLA.
     """
     backend = keras.backend.backend()
@@ -103,12 +103,12 @@ def compile_forward(fn, model, own_variables=(), jit_compile=False):
 
 
 def map_chips(fn, elems, output_specs, parallel=1):
-    """``fn`` applied to each entry of ``elems`` along axis 0, results stacked.
+    """`fn` applied to each entry of `elems` along axis 0, results stacked.
 
     Args:
         fn: maps one entry (a tree of tensors) to a tree of tensors.
         elems: a tree of tensors with a common first axis (the chips).
-        output_specs: the tree of ``(shape, dtype)`` of one result.
+        output_specs: the tree of `(shape, dtype)` of one result.
         parallel: TensorFlow: how many chips may run at once.
     """
     backend = keras.backend.backend()

@@ -1,15 +1,15 @@
 """`evaluate_drift`: how accurate is a model on drifted chips, across a parameter sweep.
 
-A sweep evaluates a model on ``chips`` simulated chips for each value of one
+A sweep evaluates a model on `chips` simulated chips for each value of one
 device-noise parameter (by default the drift sigma), with a `DriftEvaluator`
 (`bayesft_keras.evaluation.evaluator`), and returns a `DriftReport`.
 
-Chip ``c`` at value index ``v`` is chip seed
-``SeedSequence([seed, v, c])`` (`bayesft_keras.device.seeds.chip_seed_grid`):
+Chip `c` at value index `v` is chip seed
+`SeedSequence([seed, v, c])` (`bayesft_keras.device.seeds.chip_seed_grid`):
 every value gets its own independent chips and the same seed reproduces a
 sweep bit for bit. The realization equals
-``bayesft_keras.resample(model, chip_seed)``, so any chip of a report can be
-rebuilt by hand. A sweep over a *time* parameter (``t`` of the device physics
+`bayesft_keras.resample(model, chip_seed)`, so any chip of a report can be
+rebuilt by hand. A sweep over a *time* parameter (`t` of the device physics
 models) reads the same chips at every value instead (those of value index 0):
 a chip is programmed once and read at every time.
 """
@@ -51,10 +51,10 @@ def evaluate_drift(
     progress=True,
     periphery=None,
 ):
-    """Evaluates ``model`` on simulated drifted chips across a parameter sweep.
+    """Evaluates `model` on simulated drifted chips across a parameter sweep.
 
     For each value of the swept device parameter (by default the drift sigma,
-    0 to 1.5 in 31 steps as in the BayesFT paper) ``chips`` independent chips
+    0 to 1.5 in 31 steps as in the BayesFT paper) `chips` independent chips
     are drawn and scored; the report keeps every chip's metric, so mean,
     spread, percentiles and yield can all be read from it.
 
@@ -62,13 +62,13 @@ def evaluate_drift(
         model: a built Sequential or Functional `keras.Model`: plain Keras
             (converted internally) or with ReRAM layers (their device settings
             are kept). Never modified.
-        data: ``(x, y)`` arrays, or a `bayesft_keras.data.Dataset` (its test
+        data: `(x, y)` arrays, or a `bayesft_keras.data.Dataset` (its test
             split is used).
-        sigmas: sigma values to sweep (shorthand for ``values`` when the swept
+        sigmas: sigma values to sweep (shorthand for `values` when the swept
             parameter is a sigma). Default: 0, 0.05, ..., 1.5.
         chips: chips drawn per value, >= 1.
         metric: "accuracy" (default), a Keras metric name or instance, or a
-            callable ``(y_true, y_pred) -> scalar`` on NumPy arrays.
+            callable `(y_true, y_pred) -> scalar` on NumPy arrays.
         seed: non-negative int; the same seed gives the same report.
         noise: device noise model to use (default: the model's own, else
             `LogNormalDrift`).
@@ -82,15 +82,15 @@ def evaluate_drift(
         chips_per_pass: how many chips may run at once (default: up to 4,
             within an activation memory budget).
         jit_compile: TensorFlow only: compile with XLA.
-        name: the model's label in the report (default: ``model.name``).
+        name: the model's label in the report (default: `model.name`).
         dataset: the data's label in the report.
-        progress: True shows a progress bar; a callable ``(done, total)`` is
+        progress: True shows a progress bar; a callable `(done, total)` is
             called after every value with the number of chips done; False
             is silent.
         periphery: a `bayesft_keras.device.periphery.Periphery` (tiles, ADC, drift
             compensation) for every ReRAM layer; None keeps the model's.
 
-    A time parameter (e.g. ``param="t", values=[1, 3600, 86400, 3.15e7]``
+    A time parameter (e.g. `param="t", values=[1, 3600, 86400, 3.15e7]`
     with `bayesft_keras.device.physics.PCMLikeNoise`) reads the same chips at every
     value: one programmed chip per chip index, read at every time.
 

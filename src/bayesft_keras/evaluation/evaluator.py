@@ -5,8 +5,8 @@ The evaluator works on a private device copy of the model
 weights are never touched. The forward pass is compiled once
 (`bayesft_keras.evaluation.backend`): chips and parameter values are *inputs*
 of the compiled function (chip seeds mapped onto the ReRAM layers'
-``chip_seed`` variables through a `keras.StatelessScope`, parameter values
-assigned to ``device_params``), so nothing retraces, noise is sampled inside
+`chip_seed` variables through a `keras.StatelessScope`, parameter values
+assigned to `device_params`), so nothing retraces, noise is sampled inside
 the graph (by the layers: `bayesft_keras.device.sampling`), and the metric is
 accumulated inside the graph too.
 
@@ -41,9 +41,9 @@ DEFAULT_BATCH_SIZE = 2048
 class DriftEvaluator:
     """Scores simulated chips of a model on fixed data with one compiled forward pass.
 
-    The evaluator owns a device copy of ``model``; ``model`` itself is never
+    The evaluator owns a device copy of `model`; `model` itself is never
     modified. A plain Keras model is converted (`Dense`, `Conv1D`, `Conv2D`,
-    `DepthwiseConv2D` become ReRAM layers with ``noise`` and ``bits``); a
+    `DepthwiseConv2D` become ReRAM layers with `noise` and `bits`); a
     model that already has ReRAM layers keeps their device settings.
 
     Args:
@@ -54,7 +54,7 @@ class DriftEvaluator:
             `LogNormalDrift()`. Given: every ReRAM layer uses it.
         bits: weight precision of the device copy (None keeps the model's).
         metric: "accuracy", a Keras metric name or instance, or a callable
-            ``(y_true, y_pred) -> scalar`` (called on the host with all
+            `(y_true, y_pred) -> scalar` (called on the host with all
             predictions as NumPy arrays).
         batch_size: examples per forward pass (default: all, up to 2048).
         chips_per_pass: how many chips the compiled pass may run at once
@@ -105,7 +105,7 @@ class DriftEvaluator:
             target.assign(source.value)
 
     def set_data(self, x, y):
-        """Holds ``(x, y)`` as backend tensors, batched (kept if the same arrays)."""
+        """Holds `(x, y)` as backend tensors, batched (kept if the same arrays)."""
         if self._data_key is not None and self._data_key[0] is x and self._data_key[1] is y:
             return
         x_np, y_np = validation.check_data(self.model, x, y, metric=self.metric_spec)
@@ -133,7 +133,7 @@ class DriftEvaluator:
         self._data_key = (x, y)
 
     def resolve_param(self, param=None):
-        """The parameter to sweep: ``param`` checked, or the noise model's sigma."""
+        """The parameter to sweep: `param` checked, or the noise model's sigma."""
         names = set(self.noise.param_names)
         for layer in self.layers:
             names &= set(layer.noise.param_names)
@@ -163,7 +163,7 @@ class DriftEvaluator:
         return sorted(names)
 
     def check_values(self, param, values):
-        """Validates sweep ``values`` of ``param`` against every layer's noise model."""
+        """Validates sweep `values` of `param` against every layer's noise model."""
         values = validation.check_values(values)
         for layer in self.layers:
             for value in values:
@@ -171,7 +171,7 @@ class DriftEvaluator:
         return values
 
     def set_param(self, param, value):
-        """Sets noise parameter ``param`` to ``value`` in every ReRAM layer (no retrace)."""
+        """Sets noise parameter `param` to `value` in every ReRAM layer (no retrace)."""
         chip_lib.set_noise_params(self.model, **{param: value})
 
     # -- scoring -------------------------------------------------------------
@@ -181,7 +181,7 @@ class DriftEvaluator:
         return self._score(np.zeros((1, len(self.layers), 2), "int32"), gain=0.0)[0]
 
     def chip_metrics(self, chip_seeds):
-        """The metric of each chip in ``chip_seeds`` at the current parameter values."""
+        """The metric of each chip in `chip_seeds` at the current parameter values."""
         chip_seeds = [int(s) for s in np.asarray(chip_seeds).reshape(-1)]
         layer_seeds = np.stack(
             [np.stack(seeds_lib.layer_seeds(s, len(self.layers))) for s in chip_seeds]
@@ -189,9 +189,9 @@ class DriftEvaluator:
         return np.asarray(self._score(layer_seeds, gain=1.0), dtype="float64")
 
     def sweep(self, param, values, chip_seeds, on_progress=None):
-        """Metrics of shape ``(len(values), chips)``: row ``v`` uses ``chip_seeds[v]``.
+        """Metrics of shape `(len(values), chips)`: row `v` uses `chip_seeds[v]`.
 
-        ``on_progress(n)`` is called after each value with its number of chips.
+        `on_progress(n)` is called after each value with its number of chips.
         """
         values = self.check_values(param, values)
         chip_seeds = np.asarray(chip_seeds)

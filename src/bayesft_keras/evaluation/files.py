@@ -13,11 +13,11 @@ from bayesft_keras.evaluation import validation
 
 
 def load_model_file(path):
-    """Loads a Keras 3 model file (``.keras``), plain or with ReRAM layers.
+    """Loads a Keras 3 model file (`.keras`), plain or with ReRAM layers.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a loadable Keras model file.
+        FileNotFoundError: `path` does not exist.
+        ValueError: `path` is not a loadable Keras model file.
     """
     # The ReRAM layers, noise models and baselines' objects are registered by
     # `bayesft_keras/__init__`, which Python has run before any of its modules.
@@ -47,13 +47,13 @@ def load_model_file(path):
 
 
 def load_data_for(model, dataset="digits", split="test", data_seed=0, max_examples=None):
-    """Loads ``dataset`` and fits its ``split`` to ``model``'s input shape.
+    """Loads `dataset` and fits its `split` to `model`'s input shape.
 
     Images are resized / re-channelled to an image input (H, W, C); a flat
     input (features,) takes the flattened images if the sizes agree.
 
     Returns:
-        ``(x, y)`` NumPy arrays.
+        `(x, y)` NumPy arrays.
     """
     return tasks.get(tasks.DEFAULT_TASK).load_split(model, dataset, split, data_seed, max_examples)
 
@@ -61,14 +61,14 @@ def load_data_for(model, dataset="digits", split="test", data_seed=0, max_exampl
 def evaluate_file(
     path, dataset="digits", split="test", data_seed=0, max_examples=None, name=None, **kwargs
 ):
-    """Evaluates the model saved at ``path`` on a named dataset under drift.
+    """Evaluates the model saved at `path` on a named dataset under drift.
 
     Args:
-        path: a ``.keras`` model file (plain Keras or with ReRAM layers).
+        path: a `.keras` model file (plain Keras or with ReRAM layers).
         dataset: a `bayesft_keras.data.load` name, or a dataset of another
             task (`bayesft_keras.tasks`), scored by that task's metric: e.g.
             "digits-detect", "voc/2007" or "coco/2017" by mAP ("map50" unless
-            ``metric`` is "map" or "map75").
+            `metric` is "map" or "map75").
         split: "test" or "val".
         data_seed: the dataset's split seed (use the one the model was trained with).
         max_examples: evaluate on at most this many examples.

@@ -1,9 +1,9 @@
 """Metrics a drift sweep can score a chip with, in a form a compiled pass can carry.
 
 Every adapter keeps its running state as a list of plain arrays:
-``initial_state()`` (NumPy, one chip), ``update(state, y_true, y_pred) ->
-state`` (traced into the compiled pass, mapped over chips) and
-``results(states) -> [float]`` (on the host, from the states of all chips
+`initial_state()` (NumPy, one chip), `update(state, y_true, y_pred) ->
+state` (traced into the compiled pass, mapped over chips) and
+`results(states) -> [float]` (on the host, from the states of all chips
 stacked on a first axis). Keras metrics are
 run through their stateless API, so neither the caller's metric object nor any
 variable is touched and the same code traces under every backend. A plain
@@ -19,13 +19,13 @@ _ACCURACY_NAMES = ("accuracy", "acc")
 
 
 def get(metric, y_shape, output_shape):
-    """Returns the adapter for ``metric`` given the label and model output shapes.
+    """Returns the adapter for `metric` given the label and model output shapes.
 
     Args:
         metric: "accuracy" (the default; sparse labels, one-hot labels or a
             single sigmoid output), a Keras metric name or instance, or a
-            callable ``(y_true, y_pred) -> scalar``.
-        y_shape: shape of the labels, e.g. ``(n,)`` or ``(n, classes)``.
+            callable `(y_true, y_pred) -> scalar`.
+        y_shape: shape of the labels, e.g. `(n,)` or `(n, classes)`.
         output_shape: shape of the model output, batch dimension included.
     """
     if isinstance(metric, str) and metric.lower() in _ACCURACY_NAMES:
@@ -56,7 +56,7 @@ def get(metric, y_shape, output_shape):
 class Accuracy:
     """Fraction of correct predictions, counted exactly in int32 inside the graph.
 
-    Like ``compile(metrics=["accuracy"])``: one-hot labels compare arg-maxes,
+    Like `compile(metrics=["accuracy"])`: one-hot labels compare arg-maxes,
     integer labels compare with the arg-max, a single output is thresholded
     at 0.5.
     """
@@ -130,7 +130,7 @@ class KerasMetric:
 
 
 class HostCallable:
-    """A callable ``(y_true, y_pred) -> scalar`` applied to all predictions on the host.
+    """A callable `(y_true, y_pred) -> scalar` applied to all predictions on the host.
 
     A per-example result (e.g. a Keras loss function) is averaged.
     """

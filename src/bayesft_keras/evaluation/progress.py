@@ -2,7 +2,7 @@
 
 
 class progress:
-    """Context manager yielding ``advance(n)`` for ``progress`` (bool or callable)."""
+    """Context manager yielding `advance(n)` for `progress` (bool or callable)."""
 
     def __init__(self, progress, total, description):
         self.progress, self.total, self.description = progress, total, description

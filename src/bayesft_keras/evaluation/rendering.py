@@ -1,7 +1,7 @@
 """Drawing drift reports: PNG plots (several models on one plot) and terminal tables.
 
 Works on any object with a `DriftReport`'s public attributes and summaries
-(``values``, ``mean()``, ``percentile(q)``, ``summary()``, ...): it does not
+(`values`, `mean()`, `percentile(q)`, `summary()`, ...): it does not
 import the report module, which keeps the report a plain data class.
 """
 
@@ -30,7 +30,7 @@ def plot_reports(reports, path, labels=None, title=None):
         title: the plot title.
 
     Returns:
-        ``path``.
+        `path`.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -76,7 +76,7 @@ def plot_reports(reports, path, labels=None, title=None):
 
 
 def save_png(figure, path):
-    """Writes a matplotlib ``figure`` to ``path`` as PNG, atomically (folders are created); returns ``path``."""
+    """Writes a matplotlib `figure` to `path` as PNG, atomically (folders are created); returns `path`."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     files.write_bytes(path, buffer.getvalue())

@@ -28,8 +28,8 @@ class DriftReport:
     be recomputed after the fact.
 
     Attributes:
-        values: the swept parameter values, shape ``(V,)``.
-        chip_metrics: the metric of every chip, shape ``(V, chips)``.
+        values: the swept parameter values, shape `(V,)`.
+        chip_metrics: the metric of every chip, shape `(V, chips)`.
         clean: the metric with device noise off (quantization stays).
         param: the swept noise parameter, e.g. "sigma".
         metric: the metric's name.
@@ -40,8 +40,8 @@ class DriftReport:
         threshold: the yield threshold, or None.
         num_examples: how many examples each chip was scored on.
         dataset: the label of the data, or None.
-        chip_seeds: the chip seeds, shape ``(V, chips)``;
-            ``bayesft_keras.resample(device_model, seed)`` rebuilds a chip.
+        chip_seeds: the chip seeds, shape `(V, chips)`;
+            `bayesft_keras.resample(device_model, seed)` rebuilds a chip.
     """
 
     values: np.ndarray
@@ -94,14 +94,14 @@ class DriftReport:
         return self._offsets()[1].std(axis=1, ddof=1)
 
     def percentile(self, q):
-        """The ``q``-th percentile across chips (linear interpolation), per value."""
+        """The `q`-th percentile across chips (linear interpolation), per value."""
         return np.percentile(self.chip_metrics, q, axis=1)
 
     def yield_at(self, threshold=None):
-        """Fraction of chips whose metric is at or above ``threshold``, per value.
+        """Fraction of chips whose metric is at or above `threshold`, per value.
 
         Args:
-            threshold: defaults to the report's ``threshold``.
+            threshold: defaults to the report's `threshold`.
         """
         threshold = self.threshold if threshold is None else threshold
         if threshold is None:
@@ -179,7 +179,7 @@ class DriftReport:
             raise ValueError(f"Drift report is missing the entry {e.args[0]!r}.") from None
 
     def to_json(self, path=None):
-        """The report as JSON text; also written to ``path`` if given."""
+        """The report as JSON text; also written to `path` if given."""
         text = json.dumps(self.to_dict(), indent=1)
         if path is not None:
             files.write_text(path, text)
@@ -207,7 +207,7 @@ class DriftReport:
             raise ValueError(f"{e}{where}") from None
 
     def to_csv(self, path=None):
-        """The summary as CSV text (one row per value); also written to ``path`` if given."""
+        """The summary as CSV text (one row per value); also written to `path` if given."""
         rows = self.summary()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -35,11 +35,11 @@ def unpack_data(data):
 
 
 def check_data(model, x, y, metric=None, num_classes=None):
-    """Returns ``x, y`` as NumPy arrays, checked against the model.
+    """Returns `x, y` as NumPy arrays, checked against the model.
 
     Always: one label per example, examples of the model's input shape, and
     finite inputs (a NaN or infinite pixel makes every chip's score
-    meaningless). With ``metric`` "accuracy" the labels must also fit the
+    meaningless). With `metric` "accuracy" the labels must also fit the
     model's output (`check_labels`): class indices in [0, classes), or one-hot
     rows of the model's width. Other metrics (a Keras metric, a callable, a
     decoder such as FTNA's) define their own labels and get no label check.
@@ -87,12 +87,12 @@ def check_data(model, x, y, metric=None, num_classes=None):
 
 
 def is_accuracy(metric):
-    """Whether ``metric`` is the evaluator's accuracy ("accuracy" or "acc"), whose labels are classes."""
+    """Whether `metric` is the evaluator's accuracy ("accuracy" or "acc"), whose labels are classes."""
     return isinstance(metric, str) and metric.lower() in ("accuracy", "acc")
 
 
 def check_finite_inputs(x, name="x"):
-    """Raises when the inputs ``x`` hold NaN or an infinity (`checks.finite_array`)."""
+    """Raises when the inputs `x` hold NaN or an infinity (`checks.finite_array`)."""
     checks.finite_array(name, x, owner="`data`")
 
 
@@ -108,13 +108,13 @@ def output_classes(model):
 
 
 def check_labels(model, y, num_classes=None):
-    """Raises unless labels ``y`` are classes of the model's output, as `metrics.Accuracy` reads them.
+    """Raises unless labels `y` are classes of the model's output, as `metrics.Accuracy` reads them.
 
     - one output unit (a sigmoid): labels 0 or 1;
-    - ``y`` of shape (n, classes) (one-hot): finite values in [0, 1];
+    - `y` of shape (n, classes) (one-hot): finite values in [0, 1];
     - otherwise (class indices, shape (n,) or (n, 1)): integers in [0, classes).
 
-    ``num_classes`` (the dataset's, when known) must equal the model's classes
+    `num_classes` (the dataset's, when known) must equal the model's classes
     (a single sigmoid output counts as 2).
     """
     classes = output_classes(model)

@@ -59,7 +59,7 @@ class ZooBuilder:
 
 
 class FunctionBuilder:
-    """Variants from the user's ``build_fn(**settings) -> keras.Model``."""
+    """Variants from the user's `build_fn(**settings) -> keras.Model`."""
 
     supports_depth = True
     width = None
@@ -78,7 +78,7 @@ class FunctionBuilder:
         self.recipe = CUSTOM_RECIPE
 
     def _accepted(self):
-        """The settings the function takes as keywords; None when it takes any (``**kwargs``)."""
+        """The settings the function takes as keywords; None when it takes any (`**kwargs`)."""
         try:
             parameters = inspect.signature(self.build_fn).parameters.values()
         except (TypeError, ValueError):  # no signature to read: pass every setting
@@ -100,7 +100,7 @@ class FunctionBuilder:
             )
 
     def arguments(self, variant):
-        """The variant's settings that the function accepts (all with ``**kwargs``)."""
+        """The variant's settings that the function accepts (all with `**kwargs`)."""
         accepted = self._accepted()
         return {k: v for k, v in variant.kwargs().items() if accepted is None or k in accepted}
 

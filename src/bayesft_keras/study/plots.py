@@ -19,7 +19,7 @@ def plot_component(result, path, title=None):
         title: the plot title.
 
     Returns:
-        ``path``.
+        `path`.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -14,7 +14,7 @@ RECORD_VERSION = 1
 
 
 def make(variant, seed, config, parameters, training, evaluation_seconds, report):
-    """The record of one finished run (``report`` a `DriftReport`)."""
+    """The record of one finished run (`report` a `DriftReport`)."""
     return {
         "format": RECORD_FORMAT,
         "version": RECORD_VERSION,
@@ -33,7 +33,7 @@ def make(variant, seed, config, parameters, training, evaluation_seconds, report
 
 
 def save(path, record):
-    """Stores ``record`` (or any JSON data, e.g. ``study.json``) at ``path``, atomically."""
+    """Stores `record` (or any JSON data, e.g. `study.json`) at `path`, atomically."""
     files.write_json(path, record)
 
 

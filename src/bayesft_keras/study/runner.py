@@ -1,7 +1,7 @@
 """`run_study`: train every (variant, seed), evaluate it under drift, write the study's files.
 
-Each finished run is stored as ``OUT/variants/<component>/<variant>_seed<k>.json``
-(the shared baseline under ``variants/baseline/``) as soon as it is done, so
+Each finished run is stored as `OUT/variants/<component>/<variant>_seed<k>.json`
+(the shared baseline under `variants/baseline/`) as soon as it is done, so
 an interrupted study resumes where it stopped: finished runs are read back,
 not re-trained. The tables, summary and plots are rebuilt from those files.
 """
@@ -45,8 +45,8 @@ class StudyResult:
         directory: the study folder.
         components: one `summary.ComponentResult` per studied component
             (baseline and variants aggregated over seeds, comparisons).
-        skipped: ``{component: reason}`` of components that do not apply.
-        files: ``{"csv", "table", "summary", "config": path, "plots": {component: path}}``.
+        skipped: `{component: reason}` of components that do not apply.
+        files: `{"csv", "table", "summary", "config": path, "plots": {component: path}}`.
         trained: runs trained by this call; reused: runs read back from the folder.
         seconds: wall time of this call.
     """
@@ -60,11 +60,11 @@ class StudyResult:
     seconds: float
 
     def statements(self):
-        """``{component: [statement, ...]}``: the summary's computed sentences."""
+        """`{component: [statement, ...]}`: the summary's computed sentences."""
         return {r.component: [c.statement() for c in r.comparisons] for r in self.components}
 
     def component(self, name):
-        """The `ComponentResult` of ``name``."""
+        """The `ComponentResult` of `name`."""
         for result in self.components:
             if result.component == name:
                 return result
@@ -87,23 +87,23 @@ def run_study(
     For each studied component, variants that change only that setting of a
     baseline (no dropout, no normalization, 3 layers, ReLU) are trained on
     the training split for every seed and evaluated with `evaluate_drift` on
-    the test split at each sigma over ``chips`` simulated chips. Writes to
-    ``out``: ``results.csv`` (every sigma), ``table.md`` (mean ± std over
-    seeds at up to 7 sigmas), ``summary.md`` (statements computed from the
-    numbers: where each variant helps or hurts, beyond ``k`` standard
-    errors), one ``<component>.png`` per component, and the per-run JSON
+    the test split at each sigma over `chips` simulated chips. Writes to
+    `out`: `results.csv` (every sigma), `table.md` (mean ± std over
+    seeds at up to 7 sigmas), `summary.md` (statements computed from the
+    numbers: where each variant helps or hurts, beyond `k` standard
+    errors), one `<component>.png` per component, and the per-run JSON
     files that make the study resumable.
 
     Args:
-        build_fn: your own network instead of ``arch``: a function called
-            with the variant's settings as keyword arguments (``dropout`` a
-            rate, ``normalization`` a name, ``depth`` an int, ``activation``
+        build_fn: your own network instead of `arch`: a function called
+            with the variant's settings as keyword arguments (`dropout` a
+            rate, `normalization` a name, `depth` an int, `activation`
             a name; those it accepts, and it must accept those of the studied
             components; unchanged ones get the baseline's value), returning
             a `keras.Model` for the dataset. A model it returns compiled is
             trained as compiled; otherwise Adam with a one-cycle schedule
-            (peak ``learning_rate``, default 1e-3). Finished runs are matched
-            by name and settings: use a new ``out`` after changing the
+            (peak `learning_rate`, default 1e-3). Finished runs are matched
+            by name and settings: use a new `out` after changing the
             function.
         arch: an architecture of `bayesft_keras.architectures` (default
             "mlp"). The dropout rate applies to every dropout site but the
@@ -124,15 +124,15 @@ def run_study(
         epochs: training epochs per run (default 10).
         batch_size: training batch size (default 128).
         learning_rate: peak learning rate; None for the recipe's.
-        width: width multiplier of ``arch``.
+        width: width multiplier of `arch`.
         noise: the device noise model (a `DeviceNoise` with a sigma
             parameter; default `LogNormalDrift`).
         bits: device weight precision for the evaluation, or None.
-        grid: ``{component: values}`` replacing the default values, e.g.
-            ``{"dropout": [0.1, 0.3]}`` (defaults: dropout 0.2/0.5/0.8,
+        grid: `{component: values}` replacing the default values, e.g.
+            `{"dropout": [0.1, 0.3]}` (defaults: dropout 0.2/0.5/0.8,
             normalization batch/layer/group, depth 6/9, activation
             tanh/sigmoid/gelu/elu; the baseline's value is always included).
-        baseline: ``{setting: value}`` overriding the baseline's values.
+        baseline: `{setting: value}` overriding the baseline's values.
         k: how many standard errors make a difference significant (default 2).
         out: the study folder; reuse it to resume.
         input_shape: (height, width, channels) a named dataset's images are
@@ -259,7 +259,7 @@ def run_study(
 
 
 def _run(builder, variant, seed, ds, config, noise, bits, advance):
-    """Trains ``variant`` with ``seed`` and evaluates it under drift; returns its record."""
+    """Trains `variant` with `seed` and evaluates it under drift; returns its record."""
     import keras
 
     from bayesft_keras.evaluation import evaluate_drift
@@ -304,7 +304,7 @@ def _run(builder, variant, seed, ds, config, noise, bits, advance):
 
 
 def _chip_steps(advance):
-    """`evaluate_drift`'s ``progress(done, total)`` as steps of the study's bar."""
+    """`evaluate_drift`'s `progress(done, total)` as steps of the study's bar."""
     done = [0]
 
     def on_chips(now, total):

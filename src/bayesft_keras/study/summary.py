@@ -1,19 +1,19 @@
 """Aggregation over seeds, the accuracy table, and the statements computed from it.
 
-Each (variant, seed) run gives the accuracy of ``chips`` simulated chips at
+Each (variant, seed) run gives the accuracy of `chips` simulated chips at
 every sigma. Per variant and sigma:
 
 - the *mean* is the mean over seeds of each seed's chip mean;
 - the *spread* is the sample standard deviation of those seed means (with a
   single seed: the standard deviation over chips);
-- the *standard error* of the mean is ``spread / sqrt(seeds)``, but never less
-  than the chip-sampling error ``sqrt(mean chip variance / (seeds * chips))``
+- the *standard error* of the mean is `spread / sqrt(seeds)`, but never less
+  than the chip-sampling error `sqrt(mean chip variance / (seeds * chips))`
   (a floor: two or three seeds can agree by chance).
 
 A variant is compared to the baseline at each sigma by the difference of means
-``d`` and its standard error ``se = sqrt(se_variant**2 + se_baseline**2)``: it
-*helps* where ``d > k * se``, *hurts* where ``d < -k * se``, and otherwise
-there is *no significant difference*. Where ``se`` is 0 (one seed, and all
+`d` and its standard error `se = sqrt(se_variant**2 + se_baseline**2)`: it
+*helps* where `d > k * se`, *hurts* where `d < -k * se`, and otherwise
+there is *no significant difference*. Where `se` is 0 (one seed, and all
 chips alike, as at sigma 0) the difference is *not judged*.
 """
 
@@ -51,7 +51,7 @@ class Run:
 
     @classmethod
     def from_record(cls, record):
-        """From a run record as the runner stores it (its ``report`` is a DriftReport dict)."""
+        """From a run record as the runner stores it (its `report` is a DriftReport dict)."""
         report = record["report"]
         return cls(
             component=record["component"],
@@ -70,13 +70,13 @@ class VariantStats:
 
     Attributes:
         component, variant, label: as the runs' (component "baseline" for the baseline).
-        sigmas: the sigmas, shape ``(V,)``.
+        sigmas: the sigmas, shape `(V,)`.
         seeds: the seeds, in order.
-        seed_means: each seed's mean over chips, shape ``(S, V)``.
-        chip_vars: each seed's sample variance over chips, shape ``(S, V)``
+        seed_means: each seed's mean over chips, shape `(S, V)`.
+        chip_vars: each seed's sample variance over chips, shape `(S, V)`
             (0 with a single chip).
         chips: chips per sigma.
-        clean: each seed's metric with noise off, shape ``(S,)``.
+        clean: each seed's metric with noise off, shape `(S,)`.
     """
 
     component: str
@@ -156,7 +156,7 @@ class Comparison:
         variant: the variant's `VariantStats`; baseline: the baseline's.
         k: how many standard errors make a difference significant.
         diff: mean difference (variant - baseline), per sigma.
-        se: standard error of ``diff``, per sigma.
+        se: standard error of `diff`, per sigma.
         verdicts: `HELPS`, `HURTS`, `NOT_SIGNIFICANT` or `NOT_JUDGED`, per sigma.
     """
 
@@ -184,11 +184,11 @@ class Comparison:
         return self.variant.sigmas
 
     def where(self, verdict):
-        """Indices of the sigmas with ``verdict``."""
+        """Indices of the sigmas with `verdict`."""
         return [i for i, v in enumerate(self.verdicts) if v == verdict]
 
     def _region(self, verdict, detail):
-        """``"<verdict> at <sigmas> (<detail(i)>)"``, ``i`` the sigma of its largest difference; None if none."""
+        """`"<verdict> at <sigmas> (<detail(i)>)"`, `i` the sigma of its largest difference; None if none."""
         indices = self.where(verdict)
         if not indices:
             return None
@@ -198,9 +198,9 @@ class Comparison:
     def statement(self):
         """One sentence: where the variant helps, hurts or makes no significant difference.
 
-        E.g. ``"dropout 0.5 helps at σ ≥ 0.75 (+0.214 ± 0.031 at σ = 1.5);
+        E.g. `"dropout 0.5 helps at σ ≥ 0.75 (+0.214 ± 0.031 at σ = 1.5);
         hurts at σ = 0 (-0.010 ± 0.003 at σ = 0); no significant difference
-        at 0.25 ≤ σ ≤ 0.5."``: each significant region gives its largest
+        at 0.25 ≤ σ ≤ 0.5."`: each significant region gives its largest
         difference ± its standard error.
         """
         def measured(i):
@@ -221,7 +221,7 @@ class Comparison:
 
 
 def sigma_ranges(sigmas, indices):
-    """Indices into the sorted ``sigmas`` -> e.g. "σ ≥ 0.75", "σ ≤ 0.25, σ = 1",
+    """Indices into the sorted `sigmas` -> e.g. "σ ≥ 0.75", "σ ≤ 0.25, σ = 1",
     "0.25 ≤ σ ≤ 0.5", "every σ"."""
     indices = sorted(indices)
     last = len(sigmas) - 1
@@ -290,16 +290,16 @@ class ComponentResult:
         return component_verdict(self.comparisons)
 
     def rows(self):
-        """``(stats, comparison or None)`` for the baseline, then every variant."""
+        """`(stats, comparison or None)` for the baseline, then every variant."""
         return [(self.baseline, None)] + list(zip(self.variants, self.comparisons))
 
 
 def compare_components(stats, baseline_labels, k=2.0):
-    """``{component: [VariantStats, ...]}`` and the baseline's stats -> `ComponentResult`s.
+    """`{component: [VariantStats, ...]}` and the baseline's stats -> `ComponentResult`s.
 
     Args:
-        stats: ``{"baseline": VariantStats, component: [VariantStats, ...]}``.
-        baseline_labels: ``{component: label}``: how the baseline is called
+        stats: `{"baseline": VariantStats, component: [VariantStats, ...]}`.
+        baseline_labels: `{component: label}`: how the baseline is called
             in each component's rows (e.g. "no dropout (baseline)").
         k: standard errors for a significant difference.
     """
@@ -315,7 +315,7 @@ def compare_components(stats, baseline_labels, k=2.0):
 
 
 def table_indices(sigmas, columns=TABLE_COLUMNS):
-    """Which sigmas the markdown table shows: all, or ``columns`` spread evenly, ends included."""
+    """Which sigmas the markdown table shows: all, or `columns` spread evenly, ends included."""
     if len(sigmas) <= columns:
         return list(range(len(sigmas)))
     return sorted(set(np.round(np.linspace(0, len(sigmas) - 1, columns)).astype(int).tolist()))
@@ -381,9 +381,9 @@ def summary_markdown(results, context, skipped=None):
 
     Args:
         results: the `ComponentResult`s.
-        context: ``{"title", "setup"}``: a heading and a sentence on how the
+        context: `{"title", "setup"}`: a heading and a sentence on how the
             networks were trained and evaluated.
-        skipped: ``{component: reason}`` for components left out.
+        skipped: `{component: reason}` for components left out.
     """
     base = results[0].baseline if results else None
     k = results[0].comparisons[0].k if results and results[0].comparisons else 2.0

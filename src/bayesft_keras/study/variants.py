@@ -41,7 +41,7 @@ class Variant:
     Attributes:
         component: the component it varies, or "baseline" for the shared baseline.
         value: the component's value (the baseline's: None).
-        settings: ``((setting, value), ...)``: every setting of the
+        settings: `((setting, value), ...)`: every setting of the
             network, the baseline's with this variant's change.
     """
 
@@ -76,7 +76,7 @@ class Variant:
         return dict(self.settings)
 
     def path(self, seed):
-        """Where its result for ``seed`` is stored, relative to the study folder."""
+        """Where its result for `seed` is stored, relative to the study folder."""
         return f"variants/{self.component}/{self.name}_seed{seed}.json"
 
 
@@ -98,9 +98,9 @@ class Grid:
     Attributes:
         components: the studied components, in order.
         baseline: the shared baseline `Variant`.
-        variants: ``{component: [Variant, ...]}``, the baseline excluded.
-        baseline_values: ``{setting: value}`` of the baseline.
-        skipped: ``{component: reason}`` for components left out because
+        variants: `{component: [Variant, ...]}`, the baseline excluded.
+        baseline_values: `{setting: value}` of the baseline.
+        skipped: `{component: reason}` for components left out because
             they do not apply (e.g. depth of a fixed-depth architecture).
     """
 
@@ -115,12 +115,12 @@ class Grid:
         return [self.baseline] + [v for c in self.components for v in self.variants[c]]
 
     def baseline_label(self, component):
-        """The baseline's label within ``component``, e.g. "no dropout (baseline)"."""
+        """The baseline's label within `component`, e.g. "no dropout (baseline)"."""
         return f"{value_label(component, self.baseline_values[component])} (baseline)"
 
 
 def parse_components(components):
-    """``None`` (all), a comma-separated string or a list of names -> a tuple of names."""
+    """`None` (all), a comma-separated string or a list of names -> a tuple of names."""
     if components is None:
         return None
     if isinstance(components, str):
@@ -175,11 +175,11 @@ def make_grid(components=None, grid=None, baseline=None, supports_depth=True, ar
     Args:
         components: the components to study (names from `COMPONENTS`, a
             comma-separated string, or None for all that apply).
-        grid: ``{component: values}`` replacing `DEFAULT_GRID`'s values of
+        grid: `{component: values}` replacing `DEFAULT_GRID`'s values of
             those components; the baseline's value is added when missing.
-        baseline: ``{setting: value}`` replacing `BASELINE`'s values.
+        baseline: `{setting: value}` replacing `BASELINE`'s values.
         supports_depth: False when the network has a fixed depth: the depth
-            component is then skipped when ``components`` is None and an
+            component is then skipped when `components` is None and an
             error when asked for.
         arch: the architecture's name, for messages.
 
@@ -266,7 +266,7 @@ def parse_sigmas(sigmas):
 
 
 def parse_seeds(seeds):
-    """A count ``n`` (seeds 0..n-1) or a list of distinct non-negative ints -> a tuple."""
+    """A count `n` (seeds 0..n-1) or a list of distinct non-negative ints -> a tuple."""
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ValueError(f"`seeds` must be >= 1 (the number of seeds). Received: seeds={seeds!r}")

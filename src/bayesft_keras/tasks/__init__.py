@@ -38,7 +38,7 @@ def names():
 
 
 def get(name):
-    """The registered `Task` called ``name``.
+    """The registered `Task` called `name`.
 
     Raises:
         ValueError: no task has that name.
@@ -51,10 +51,10 @@ def get(name):
 
 
 def for_dataset(dataset, metric=None):
-    """The task whose datasets include ``dataset``: the default task owns every name no other task claims.
+    """The task whose datasets include `dataset`: the default task owns every name no other task claims.
 
     Raises:
-        ValueError: ``metric`` belongs to another task than ``dataset``'s.
+        ValueError: `metric` belongs to another task than `dataset`'s.
     """
     others = [get(name) for name in names() if name != DEFAULT_TASK]
     for task in others:

@@ -46,18 +46,18 @@ class Task:
         raise NotImplementedError
 
     def chance(self, ds):
-        """The score of guessing on ``ds`` (e.g. 1 / classes), or None where there is none."""
+        """The score of guessing on `ds` (e.g. 1 / classes), or None where there is none."""
         return None
 
     def owns_dataset(self, dataset):
-        """Whether ``dataset`` names one of this task's datasets (the default task owns the rest)."""
+        """Whether `dataset` names one of this task's datasets (the default task owns the rest)."""
         return False
 
     def check_metric(self, metric, dataset):
-        """Raises `ValueError` on a metric of this task asked for on another task's ``dataset``."""
+        """Raises `ValueError` on a metric of this task asked for on another task's `dataset`."""
 
     def load_split(self, model, dataset, split="test", data_seed=0, max_examples=None):
-        """``(x, y)`` of one split ("test" or "val") of ``dataset``, fitted to ``model``'s input."""
+        """`(x, y)` of one split ("test" or "val") of `dataset`, fitted to `model`'s input."""
         raise NotImplementedError
 
     def evaluation_metric(self, metric):

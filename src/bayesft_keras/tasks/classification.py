@@ -49,13 +49,13 @@ def zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
 
 
 def load_split(model, dataset="digits", split="test", data_seed=0, max_examples=None):
-    """Loads ``dataset`` and fits its ``split`` to ``model``'s input shape.
+    """Loads `dataset` and fits its `split` to `model`'s input shape.
 
     Images are resized / re-channelled to an image input (H, W, C); a flat
     input (features,) takes the flattened images if the sizes agree.
 
     Returns:
-        ``(x, y)`` NumPy arrays.
+        `(x, y)` NumPy arrays.
     """
     from bayesft_keras import data as data_lib
 

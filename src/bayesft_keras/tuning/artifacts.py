@@ -33,8 +33,8 @@ def check_same_config(config, directory):
 
     Only reads: `write_config` writes RUN/config.json once every setting of the
     run has been checked (`run_search`), so that a rejected run never claims a
-    directory. Raising ``trials`` continues the search (the finished trials are
-    kept and the budget grows); any other change, a lower ``trials`` included,
+    directory. Raising `trials` continues the search (the finished trials are
+    kept and the budget grows); any other change, a lower `trials` included,
     is refused.
 
     Returns:

@@ -1,10 +1,10 @@
 """The chief's oracle servers, on Keras Tuner's own gRPC servicer.
 
 This is the one module of bayesft_keras that imports Keras Tuner internals
-(``keras_tuner.src``: the servicer and its protos have no public import path).
+(`keras_tuner.src`: the servicer and its protos have no public import path).
 Tested on keras-tuner 1.4.8.
 
-Keras Tuner's ``oracle_chief.start_server(oracle)`` cannot serve here as it
+Keras Tuner's `oracle_chief.start_server(oracle)` cannot serve here as it
 is: it reads its address from the environment, does not check that the port
 was bound, blocks until the search is over (checking every 20 s), cannot be
 stopped by a signal, does not save the oracle after each trial, and drops its
@@ -48,20 +48,20 @@ class OracleServers:
     """The chief's part of a run: one Keras Tuner oracle server per search.
 
     `serve` serves a search's oracle until that search is over: as in
-    ``keras_tuner``'s ``oracle_chief.start_server``, once the oracle has told a
+    `keras_tuner`'s `oracle_chief.start_server`, once the oracle has told a
     worker the search is over and no worker holds a trial or is still asking
-    (checked every ``poll_seconds`` here rather than every 20 s). The server
+    (checked every `poll_seconds` here rather than every 20 s). The server
     then keeps answering, so that a worker restarted late learns at once that
     the search is over and moves on to the next one; `close` (or leaving the
-    ``with`` block) stops them all. Keras Tuner's own servicer answers the
+    `with` block) stops them all. Keras Tuner's own servicer answers the
     workers; after each finished trial the oracle's state is saved (a worker
-    does not save it) and ``on_trial_end(trial)`` runs. SIGTERM ends serving.
+    does not save it) and `on_trial_end(trial)` runs. SIGTERM ends serving.
 
     Args:
         poll_seconds: how often `serve` checks whether the search is over.
         security: a `ChiefSecurity` (the token every call must carry, TLS);
-            None: that of the active `Cluster` (``Cluster.activate``), else
-            the ``BAYESFT_CHIEF_TOKEN`` variable's token.
+            None: that of the active `Cluster` (`Cluster.activate`), else
+            the `BAYESFT_CHIEF_TOKEN` variable's token.
     """
 
     def __init__(self, poll_seconds=0.5, security=None):
@@ -81,7 +81,7 @@ class OracleServers:
         _restore_sigterm(self._previous_handler)
 
     def serve(self, tuner, host, port, on_trial_end=None):
-        """Serves ``tuner``'s oracle on ``host:port`` until its search is over (see the class)."""
+        """Serves `tuner`'s oracle on `host:port` until its search is over (see the class)."""
         from keras_tuner.src.distribute import oracle_chief
 
         tuner.save()
@@ -97,7 +97,7 @@ class OracleServers:
             raise KeyboardInterrupt("the chief was asked to stop")
 
     def start(self, oracle, host, port, on_trial_end=None):
-        """Starts serving ``oracle`` on ``host:port`` and returns at once with its servicer.
+        """Starts serving `oracle` on `host:port` and returns at once with its servicer.
 
         Every call must carry the token of `security` (when it has one); the
         oracle is saved after each finished trial. `close` stops the server.
@@ -178,7 +178,7 @@ def _digest(value):
 
 
 class TokenServerInterceptor(grpc.ServerInterceptor):
-    """Lets through only the calls that carry ``token``; refuses the others as UNAUTHENTICATED.
+    """Lets through only the calls that carry `token`; refuses the others as UNAUTHENTICATED.
 
     A refused call never reaches the servicer (nor is its request read), so it
     changes nothing in the oracle. The comparison takes the same time whatever
@@ -245,7 +245,7 @@ class ChiefClientInterceptor(
     grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
     grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,
 ):
-    """Adds ``token`` (when there is one) to every call to the chief; a refusal raises `ChiefRefused`."""
+    """Adds `token` (when there is one) to every call to the chief; a refusal raises `ChiefRefused`."""
 
     def __init__(self, token=None, address="the chief"):
         if token is not None:
@@ -283,7 +283,7 @@ class ChiefClientInterceptor(
 
 
 def oracle_channel(host, port, security=None):
-    """A channel to the chief's oracle server at ``host:port``: over TLS when ``security`` has
+    """A channel to the chief's oracle server at `host:port`: over TLS when `security` has
     trusted roots, every call carrying its token."""
     security = security or ChiefSecurity()
     target = f"{grpc_host(host)}:{port}"
@@ -307,9 +307,9 @@ def secure_worker_oracle(tuner, cluster=None):
     Keras Tuner's worker tuner talks to the chief through an `OracleClient`
     whose stub is on a plain channel without metadata; this replaces the stub
     (the client makes no call before). Call it once the tuner is built, in the
-    block of ``cluster.activate(index)``. ``cluster`` defaults to the active
-    one; without one, the token is that of ``BAYESFT_CHIEF_TOKEN``. A tuner
-    that is not a worker's is left as it is. Returns ``tuner``.
+    block of `cluster.activate(index)`. `cluster` defaults to the active
+    one; without one, the token is that of `BAYESFT_CHIEF_TOKEN`. A tuner
+    that is not a worker's is left as it is. Returns `tuner`.
     """
     from keras_tuner.src.distribute import oracle_client
 

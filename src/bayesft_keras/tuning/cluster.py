@@ -3,21 +3,21 @@
 Keras Tuner spreads a search over processes: the chief holds the oracle and
 serves it over gRPC (`bayesft_keras.tuning.chief_server`), workers ask it for
 trials, train and score them, and report back. A process learns its role from
-three environment variables: ``KERASTUNER_TUNER_ID`` ("chief" or the worker's
-id), ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT``. `Cluster` maps
-``bayesft-keras tune --chief HOST:PORT --worker-id ID`` onto them.
+three environment variables: `KERASTUNER_TUNER_ID` ("chief" or the worker's
+id), `KERASTUNER_ORACLE_IP` and `KERASTUNER_ORACLE_PORT`. `Cluster` maps
+`bayesft-keras tune --chief HOST:PORT --worker-id ID` onto them.
 
 A run holds one search per method (BayesFT, then each baseline), each with its
-own oracle: the chief serves search ``i`` on port ``PORT + i``, so a worker
+own oracle: the chief serves search `i` on port `PORT + i`, so a worker
 that moves on to the next search can never reach the oracle of the previous
 one.
 
 Nobody else takes part (`ChiefSecurity`): the chief accepts a call only with
 the run's token, a shared secret every process reads from
-``--token-file PATH`` or, without it, from the ``BAYESFT_CHIEF_TOKEN``
-variable (`launch` sets a random one per launch). With ``--tls-cert`` and
-``--tls-key`` the chief serves over TLS; workers then trust ``--tls-ca`` (or,
-without it, ``--tls-cert``: a self-signed chief certificate).
+`--token-file PATH` or, without it, from the `BAYESFT_CHIEF_TOKEN`
+variable (`launch` sets a random one per launch). With `--tls-cert` and
+`--tls-key` the chief serves over TLS; workers then trust `--tls-ca` (or,
+without it, `--tls-cert`: a self-signed chief certificate).
 
 `mirrored_strategy` gives the per-trial data-parallel training
 (`tf.distribute.MirroredStrategy` over the local GPUs) passed to the tuners.
@@ -43,7 +43,7 @@ DISTRIBUTE_CHOICES = ("none", "mirrored")
 
 
 def parse_address(address):
-    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) -> ``(host, port)``."""
+    """`"HOST:PORT"` (`"[::1]:PORT"` for IPv6) -> `(host, port)`."""
     text = str(address).strip()
     match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", text)
     if not match:
@@ -101,11 +101,11 @@ class ChiefSecurity:
 
     @classmethod
     def from_flags(cls, is_chief, token_file=None, tls_cert=None, tls_key=None, tls_ca=None, environ=None):
-        """From ``--token-file`` (else ``BAYESFT_CHIEF_TOKEN``) and ``--tls-cert/--tls-key/--tls-ca``.
+        """From `--token-file` (else `BAYESFT_CHIEF_TOKEN`) and `--tls-cert/--tls-key/--tls-ca`.
 
-        The chief serves over TLS when given ``--tls-cert`` and ``--tls-key``
-        (both or neither); a worker connects over TLS when given ``--tls-ca``
-        or, for a self-signed chief certificate, ``--tls-cert`` alone.
+        The chief serves over TLS when given `--tls-cert` and `--tls-key`
+        (both or neither); a worker connects over TLS when given `--tls-ca`
+        or, for a self-signed chief certificate, `--tls-cert` alone.
         """
         environ = os.environ if environ is None else environ
         if token_file is not None:
@@ -153,7 +153,7 @@ def check_token(token, name=ENV_CHIEF_TOKEN):
 
 
 def read_token_file(path):
-    """The token in ``path`` (surrounding whitespace stripped); warns when other users can read the file."""
+    """The token in `path` (surrounding whitespace stripped); warns when other users can read the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="ascii").strip()
@@ -205,9 +205,9 @@ class Cluster:
 
     Args:
         host: where the chief serves its oracles (the chief binds to it;
-            ``0.0.0.0`` listens on every interface).
-        port: the port of the first search's oracle; search ``i`` of the run
-            uses ``port + i``.
+            `0.0.0.0` listens on every interface).
+        port: the port of the first search's oracle; search `i` of the run
+            uses `port + i`.
         worker_id: "chief", or this worker's id (unique in the cluster; a
             worker restarted with the same id takes over its trial).
         security: a `ChiefSecurity` (the token, TLS); None: no token, no TLS.
@@ -220,10 +220,10 @@ class Cluster:
 
     @classmethod
     def from_flags(cls, chief, worker_id, token_file=None, tls_cert=None, tls_key=None, tls_ca=None):
-        """From ``--chief HOST:PORT --worker-id ID`` and the security flags; None when neither is given.
+        """From `--chief HOST:PORT --worker-id ID` and the security flags; None when neither is given.
 
-        The token comes from ``token_file`` or, without it, from the
-        ``BAYESFT_CHIEF_TOKEN`` variable (see `ChiefSecurity.from_flags`).
+        The token comes from `token_file` or, without it, from the
+        `BAYESFT_CHIEF_TOKEN` variable (see `ChiefSecurity.from_flags`).
         """
         security_flags = {"token_file": token_file, "tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca}
         if chief is None and worker_id is None:
@@ -254,7 +254,7 @@ class Cluster:
         return port
 
     def environment(self, search_index=0):
-        """Keras Tuner's variables for search ``search_index`` of the run."""
+        """Keras Tuner's variables for search `search_index` of the run."""
         return {
             ENV_TUNER_ID: self.worker_id,
             ENV_ORACLE_IP: self.host,
@@ -291,8 +291,8 @@ def local_resume(project_dir):
     """Resumes, in one process, a search last run by a chief.
 
     Keras Tuner reloads the oracle's state only through the tuner file of the
-    process's own id: a chief writes ``chief.json``, a local search reads
-    ``tuner0.json``. Running the local search under the chief's id (without an
+    process's own id: a chief writes `chief.json`, a local search reads
+    `tuner0.json`. Running the local search under the chief's id (without an
     oracle address, so not as a chief) picks up every trial the cluster
     finished; trials that were still running are run again.
     """
@@ -304,12 +304,12 @@ def local_resume(project_dir):
 
 
 def grpc_host(host):
-    """``host`` as gRPC addresses write it: an IPv6 address in brackets."""
+    """`host` as gRPC addresses write it: an IPv6 address in brackets."""
     return f"[{host}]" if ":" in host else host
 
 
 def every_interface(host):
-    """Whether a server bound to ``host`` listens on every interface (0.0.0.0, ::, an empty host)."""
+    """Whether a server bound to `host` listens on every interface (0.0.0.0, ::, an empty host)."""
     return host.strip("[]") in ("", "0.0.0.0", "::", "0:0:0:0:0:0:0:0")
 
 

@@ -1,7 +1,7 @@
 """The settings of one BayesFT search, from a preset file and command-line overrides.
 
-Presets are TOML files (top-level ``tuners/``). Their tables (``[model]``,
-``[search]``, ...) are for readability only: every key is unique and maps to one
+Presets are TOML files (top-level `tuners/`). Their tables (`[model]`,
+`[search]`, ...) are for readability only: every key is unique and maps to one
 `TuneConfig` field, named like the CLI flag that overrides it.
 """
 

@@ -5,7 +5,7 @@ serves it over gRPC, workers ask it for trials, train and score them, and
 report back. The parts live in three modules, all re-exported here:
 
 - `bayesft_keras.tuning.cluster`: a process's place in the run (`Cluster`,
-  ``--chief HOST:PORT --worker-id ID``, Keras Tuner's environment variables,
+  `--chief HOST:PORT --worker-id ID`, Keras Tuner's environment variables,
   `local_resume`) and the per-trial `mirrored_strategy`.
 - `bayesft_keras.tuning.chief_server`: `OracleServers`, the chief's gRPC
   oracle servers (the one module on Keras Tuner internals); the run's token,

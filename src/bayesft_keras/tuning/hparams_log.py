@@ -1,8 +1,8 @@
 """The TensorBoard HParams view of a search: one session per trial.
 
 Each trial's dropout rates are hparams; its drift accuracy, clean accuracy and
-accuracy at every sigma of its drift report are metrics. ``tensorboard --logdir
-RUN/tb`` shows them in the HPARAMS tab. TensorFlow-only, imported on demand.
+accuracy at every sigma of its drift report are metrics. `tensorboard --logdir
+RUN/tb` shows them in the HPARAMS tab. TensorFlow-only, imported on demand.
 """
 
 from pathlib import Path
@@ -18,7 +18,7 @@ class HParamsLogger:
     """Writes the experiment config once and one HParams session per trial.
 
     Args:
-        logdir: the root log directory (``RUN/tb``).
+        logdir: the root log directory (`RUN/tb`).
         hyperparameters: a `keras_tuner.HyperParameters` with the search space.
         sigmas: the sigma values of the per-trial drift reports.
     """
@@ -50,7 +50,7 @@ class HParamsLogger:
             hp_api.hparams_config(hparams=self._hparams, metrics=metrics)
 
     def log_trial(self, trial_id, values, metrics):
-        """Logs one trial: ``values`` maps hparam names to values, ``metrics`` names to floats."""
+        """Logs one trial: `values` maps hparam names to values, `metrics` names to floats."""
         tf = self._tf
         known = {h.name for h in self._hparams}
         writer = tf.summary.create_file_writer(str(self.logdir / f"trial_{trial_id}"))

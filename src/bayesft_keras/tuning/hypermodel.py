@@ -33,16 +33,16 @@ LEARNING_RATE_FACTORS = (0.2, 3.0)  # around the recipe's peak rate
 
 
 def hp_name(site):
-    """The hyperparameter name of a dropout site, e.g. ``dropout_conv1``."""
+    """The hyperparameter name of a dropout site, e.g. `dropout_conv1`."""
     return f"dropout_{site}"
 
 
 class BayesFTHyperModel(keras_tuner.HyperModel):
     """The BayesFT search space: one dropout rate per site of a network.
 
-    Each dropout site gets a ``Float`` hyperparameter ``dropout_<site>``
-    (e.g. ``dropout_conv1``, ``dropout_stage2``, ``dropout_output``) in
-    ``rate_range``, or ``output_rate_range`` for the site after the output
+    Each dropout site gets a `Float` hyperparameter `dropout_<site>`
+    (e.g. `dropout_conv1`, `dropout_stage2`, `dropout_output`) in
+    `rate_range`, or `output_rate_range` for the site after the output
     layer (the paper's (0.2, 0.8) and (0.1, 0.5)). The device settings are
     fixed for the whole search. `build` returns a compiled model (Adam,
     sparse categorical cross-entropy, accuracy); `fit` sets the one-cycle
@@ -50,7 +50,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
 
     Args:
         arch: an architecture name of `bayesft_keras.architectures` ("lenet5",
-            "vgg11", ...), or None with ``build_fn``.
+            "vgg11", ...), or None with `build_fn`.
         input_shape: the model's input shape (None: the architecture's own).
         num_classes: number of classes (None: 10).
         noise: the device noise model of every ReRAM layer (None: ideal).
@@ -70,24 +70,24 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         steps_per_epoch: optimizer steps per epoch; None: counted from the
             data in `fit`. Known here, it also lets `build` alone give the
             full schedule (otherwise `build` alone uses a constant rate).
-        build_fn: instead of ``arch``: a function ``rates -> keras.Model``
-            where ``rates`` is ``{site: rate}``; needs ``sites``. With
-            ``noise`` or ``bits`` its model is put on the device by
+        build_fn: instead of `arch`: a function `rates -> keras.Model`
+            where `rates` is `{site: rate}`; needs `sites`. With
+            `noise` or `bits` its model is put on the device by
             `bayesft_keras.device.convert`. A model it returns compiled is kept as is.
-        sites: the site names of ``build_fn``.
-        initial_weights: a ``.weights.h5`` file every built model starts from
+        sites: the site names of `build_fn`.
+        initial_weights: a `.weights.h5` file every built model starts from
             (layers matched by name; those whose shapes differ keep their
             initialization), e.g. a network trained without dropout: a warm
             start, as the authors' VGG11 starts from trained weights. None:
-            the initialization (``init``).
+            the initialization (`init`).
         search_space: "paper" (default): the dropout rates only. "extended":
-            also the initialization scale (``init_scale``, log in
-            `INIT_SCALE_RANGE`), the coupled weight decay (``weight_decay``,
+            also the initialization scale (`init_scale`, log in
+            `INIT_SCALE_RANGE`), the coupled weight decay (`weight_decay`,
             log in `WEIGHT_DECAY_RANGE`), the noise-injection sigma of training
-            (``noise_injection_sigma`` in `INJECTION_RANGE`, 0 = off) and the
-            peak learning rate (``learning_rate``, log, `LEARNING_RATE_FACTORS`
-            times the recipe's), all searched jointly; needs ``arch`` and a
-            noise model with a ``sigma`` (`LogNormalDrift`).
+            (`noise_injection_sigma` in `INJECTION_RANGE`, 0 = off) and the
+            peak learning rate (`learning_rate`, log, `LEARNING_RATE_FACTORS`
+            times the recipe's), all searched jointly; needs `arch` and a
+            noise model with a `sigma` (`LogNormalDrift`).
         name, tunable: as `keras_tuner.HyperModel`.
         **arch_kwargs: the other arguments of `architectures.build` (width,
             normalization, activation, device_options, depth, ...).
@@ -220,8 +220,8 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         return self.search_space == "extended"
 
     def declare_hyperparameters(self, hp):
-        """Declares one Float per site in ``hp`` (keras-tuner's hook), and the recipe's
-        values of the extended space; returns ``{site: rate}``."""
+        """Declares one Float per site in `hp` (keras-tuner's hook), and the recipe's
+        values of the extended space; returns `{site: rate}`."""
         rates = {}
         for site in self.sites:
             low, high = self.range_of(site)
@@ -261,7 +261,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         return names
 
     def rates(self, hp):
-        """``{site: rate}`` of a `HyperParameters` (or a ``{name: value}`` dict)."""
+        """`{site: rate}` of a `HyperParameters` (or a `{name: value}` dict)."""
         values = hp.values if isinstance(hp, keras_tuner.HyperParameters) else hp
         return {site: values[hp_name(site)] for site in self.sites}
 
@@ -300,7 +300,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, *args, **kwargs):
-        """Trains ``model`` (keras-tuner's hook); the schedule spans exactly the training."""
+        """Trains `model` (keras-tuner's hook); the schedule spans exactly the training."""
         if self.extended:
             from bayesft_keras.device.chip import set_noise
 
@@ -344,8 +344,8 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
 
     def optimizer(self, total_steps=None, learning_rate=None, weight_decay=None):
         """`TorchAdam` with the one-cycle schedule (and its momentum cycle) over
-        ``total_steps``; a constant rate if None. ``learning_rate`` and
-        ``weight_decay`` replace the recipe's when given (searched values)."""
+        `total_steps`; a constant rate if None. `learning_rate` and
+        `weight_decay` replace the recipe's when given (searched values)."""
         return recipe_lib.one_cycle_adam(
             self.learning_rate if learning_rate is None else learning_rate,
             total_steps,
@@ -389,14 +389,14 @@ class NoiseInjectionHyperModel(BayesFTHyperModel):
     """Baseline: noise-injection training, with the injected drift strength tuned.
 
     The model is trained with a fresh drift draw in every step
-    (``train_noise=True``) at strength ``noise_injection_sigma``, a Float in
-    ``sigma_range``; it is evaluated at the strength of ``noise``, which is
+    (`train_noise=True`) at strength `noise_injection_sigma`, a Float in
+    `sigma_range`; it is evaluated at the strength of `noise`, which is
     restored after training. The dropout sites are declared as by
     `BayesFTHyperModel` (a tuner may fix them, e.g. to 0).
 
     Args:
         sigma_range: (low, high) of the injected sigma.
-        noise: the evaluation noise; needs a ``sigma`` parameter
+        noise: the evaluation noise; needs a `sigma` parameter
             (`LogNormalDrift`).
         *args, **kwargs: as `BayesFTHyperModel`.
     """

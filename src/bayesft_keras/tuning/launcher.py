@@ -1,7 +1,7 @@
 """`launch`: a chief and N workers of a distributed search on this machine, and their logs.
 
-`launch` starts them as subprocesses of ``bayesft-keras tune``, logs each into
-``RUN/logs/<id>.log``, restarts a worker that dies (Keras Tuner gives a
+`launch` starts them as subprocesses of `bayesft-keras tune`, logs each into
+`RUN/logs/<id>.log`, restarts a worker that dies (Keras Tuner gives a
 restarted worker the trial its predecessor held, so the lost trial is run
 again), and exits when the chief does. The run directory is shared by every
 process: workers save each trial's model there, and the chief, once every
@@ -9,9 +9,9 @@ search has ended, reads the best models back and writes the reports.
 Trials whose saved state is still RUNNING at the end are lost (`lost_trials`).
 
 Every process of a launch shares one token (`process_plan`): a random one
-made for the launch (or ``BAYESFT_CHIEF_TOKEN`` when it is set, so that
+made for the launch (or `BAYESFT_CHIEF_TOKEN` when it is set, so that
 workers started by hand elsewhere can join), passed in that variable, never on
-a command line; or the user's ``--token-file``, passed to every process.
+a command line; or the user's `--token-file`, passed to every process.
 """
 
 import dataclasses
@@ -54,7 +54,7 @@ def trial_ended_line(worker_id, method, trial, metrics):
 
 
 def read_worker_log(text):
-    """The trials in a worker's log: ``(started, ended)`` lists of dicts, in order."""
+    """The trials in a worker's log: `(started, ended)` lists of dicts, in order."""
     started, ended = [], []
     for line in text.splitlines():
         if m := _STARTED.match(line):
@@ -69,7 +69,7 @@ def read_worker_log(text):
 
 
 def free_port(host="127.0.0.1", count=1):
-    """A port with ``count - 1`` free ports after it (checked now; may be taken later)."""
+    """A port with `count - 1` free ports after it (checked now; may be taken later)."""
     import socket
 
     for _ in range(50):
@@ -151,13 +151,13 @@ def tune_command(tune_args, directory, chief, worker_id):
 
 def process_plan(tune_args, directory, workers, chief_address, *, gpus=None, token_file=None, tls_cert=None,
                  tls_key=None, tls_ca=None, environ=None):
-    """``{id: (command, environment)}`` of every process of a launch: the chief, then tuner0, tuner1, ...
+    """`{id: (command, environment)}` of every process of a launch: the chief, then tuner0, tuner1, ...
 
-    The processes share one token: ``token_file`` (``--token-file`` on every
-    command line) or, without it, ``BAYESFT_CHIEF_TOKEN`` in each one's
-    environment: the value in ``environ`` (default: this process's) when it is
-    set, else a random token made here. With ``tls_cert``/``tls_key`` the
-    chief serves over TLS and the workers trust ``tls_ca`` (default: the
+    The processes share one token: `token_file` (`--token-file` on every
+    command line) or, without it, `BAYESFT_CHIEF_TOKEN` in each one's
+    environment: the value in `environ` (default: this process's) when it is
+    set, else a random token made here. With `tls_cert`/`tls_key` the
+    chief serves over TLS and the workers trust `tls_ca` (default: the
     chief's certificate, self-signed). Nothing is started.
     """
     environ = dict(os.environ if environ is None else environ)
@@ -195,16 +195,16 @@ def process_plan(tune_args, directory, workers, chief_address, *, gpus=None, tok
 def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, searches=1, restarts=2, gpus=None,
            grace_seconds=60, poll_seconds=0.5, echo=print, token_file=None, tls_cert=None, tls_key=None,
            tls_ca=None):
-    """Runs one search as a chief and ``workers`` workers on this machine; waits for it.
+    """Runs one search as a chief and `workers` workers on this machine; waits for it.
 
     Args:
-        tune_args: the ``bayesft-keras tune`` options every process gets
-            (preset, overrides), without ``--dir``, ``--chief``, ``--worker-id``.
-        directory: the run directory; logs go to ``directory/logs/<id>.log``.
+        tune_args: the `bayesft-keras tune` options every process gets
+            (preset, overrides), without `--dir`, `--chief`, `--worker-id`.
+        directory: the run directory; logs go to `directory/logs/<id>.log`.
         workers: how many workers (ids tuner0, tuner1, ...).
         host: the chief's address.
-        port: the first oracle port (default: a free one); search ``i`` of
-            the run uses ``port + i``.
+        port: the first oracle port (default: a free one); search `i` of
+            the run uses `port + i`.
         searches: how many searches the run holds (BayesFT + baselines), to
             find free ports for all of them.
         restarts: how often a worker that dies is started again with its id
@@ -218,12 +218,12 @@ def launch(tune_args, directory, workers, *, host="127.0.0.1", port=None, search
         grace_seconds: how long workers may run on once the chief has ended.
         echo: where progress lines go.
         token_file: a file holding the run's token, given to every process;
-            None: a random token per launch (``BAYESFT_CHIEF_TOKEN`` when
+            None: a random token per launch (`BAYESFT_CHIEF_TOKEN` when
             set), in the processes' environment (see `process_plan`).
         tls_cert, tls_key: the chief's TLS certificate and private key (PEM):
             it then serves over TLS.
         tls_ca: the certificate the workers check the chief's against
-            (default: ``tls_cert``, self-signed).
+            (default: `tls_cert`, self-signed).
 
     Returns:
         a `LaunchResult`; its exit code is 0 when the chief and every worker
@@ -338,7 +338,7 @@ def _finished_trials(path):
 
 
 def lost_trials(kt_directory):
-    """``{project: [trial ids]}`` of trials whose saved state is still RUNNING."""
+    """`{project: [trial ids]}` of trials whose saved state is still RUNNING."""
     lost = {}
     for trial_file in sorted(Path(kt_directory).glob("*/trial_*/trial.json")):
         try:

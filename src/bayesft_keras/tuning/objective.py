@@ -1,7 +1,7 @@
 """The BayesFT objective: accuracy on simulated drifted chips.
 
 A trial's model is scored on the validation data by the evaluation engine: the
-mean accuracy over ``chips`` chips at the target sigma (BayesFT: 30 chips at
+mean accuracy over `chips` chips at the target sigma (BayesFT: 30 chips at
 sigma 1.5 for LeNet-5, 20 at 0.8 for the CIFAR-10 networks), or averaged over a
 sigma range. Every trial is scored on the same chips (common random numbers),
 so differences between trials are differences between models, not draws.
@@ -21,9 +21,9 @@ class DriftObjective:
     Args:
         sigma: the target drift sigma.
         chips: simulated chips per sigma value.
-        sigma_range: (low, high) to average over ``sigma_points`` sigmas in that
+        sigma_range: (low, high) to average over `sigma_points` sigmas in that
             range instead of the single target sigma.
-        sigma_points: number of sigmas in ``sigma_range``.
+        sigma_points: number of sigmas in `sigma_range`.
         min_clean_accuracy: a model whose clean (noise-off) accuracy is below
             this scores 0 (the constraint is reported in its metrics).
         curve_sigmas: the sigmas of each trial's drift curve (logged as metrics).
@@ -54,7 +54,7 @@ class DriftObjective:
         """All sigmas a trial is evaluated at: the target(s) first, then the rest of the curve.
 
         Targets first, so that their chips are those of
-        ``evaluate_drift(model, data, sigmas=targets, seed=seed)``: anyone can
+        `evaluate_drift(model, data, sigmas=targets, seed=seed)`: anyone can
         reproduce a trial's score from its saved model.
         """
         targets = [round(s, 10) for s in self.target_sigmas()]
@@ -62,7 +62,7 @@ class DriftObjective:
         return targets + rest
 
     def evaluate(self, model, x, y):
-        """Scores ``model`` on ``(x, y)``; returns (metrics dict, drift report)."""
+        """Scores `model` on `(x, y)`; returns (metrics dict, drift report)."""
         from bayesft_keras.evaluation import evaluate_drift
 
         report = evaluate_drift(

@@ -2,15 +2,15 @@
 
 `BayesFTOracle` is a Keras Tuner oracle (a `BayesianOptimizationOracle`
 subclass, so `keras_tuner.Tuner` and resume work as usual). Its first trial is
-a hand-picked point (the centre of every range unless ``initial_values`` says
-otherwise), the next ``num_initial_points - 1`` are random, then each trial
-maximises the upper confidence bound ``mu + beta * sigma`` of a GP fitted to
+a hand-picked point (the centre of every range unless `initial_values` says
+otherwise), the next `num_initial_points - 1` are random, then each trial
+maximises the upper confidence bound `mu + beta * sigma` of a GP fitted to
 the finished trials.
 
 Why not Keras Tuner's GP as it is (issue 12, item 5)? Drift accuracy is noisy
 (training seeds, sampled chips: std ~0.015 on values ~0.1-0.3, a good part of
 the spread between configurations). Keras Tuner's GP assumes almost no noise
-(``alpha=1e-4`` of the normalised variance), so it must pass through every
+(`alpha=1e-4` of the normalised variance), so it must pass through every
 noisy score: it picks a length scale shorter than the distance between trials
 (down to its bound, 1e-5). The model is then flat away from the trials: either
 with a dip at the luckiest trial, and UCB proposes small steps around it (the
@@ -21,27 +21,27 @@ likelihood is as high. What stops it is a floor on the length scale: 0.3 of
 each range (about the distance between neighbouring trials of a 20-trial
 search in 5 dimensions; a GP cannot learn shorter structure from so few noisy
 trials anyway). Measured on synthetic noisy objectives
-(``benchmarks/bench_oracle_search.py``); one length scale per hyperparameter,
+(`benchmarks/bench_oracle_search.py`); one length scale per hyperparameter,
 a learned signal variance and a 10,000-candidate acquisition search (as the
 `bayesian-optimization` package does) did not help there, so they are off
 (class attributes below).
 
 So the GP is Keras Tuner's (Matern 5/2 on hyperparameters scaled to [0, 1]
-with Keras Tuner's ``value_to_prob``, so Float, Int, Choice, Boolean and Fixed
-work as there; ``normalize_y``; 20 restarts of the likelihood maximisation; UCB
+with Keras Tuner's `value_to_prob`, so Float, Int, Choice, Boolean and Fixed
+work as there; `normalize_y`; 20 restarts of the likelihood maximisation; UCB
 maximised by L-BFGS-B from 50 random starts) with:
 
 * length scales of at least 0.3 (in units of each range);
-* a `WhiteKernel`: the noise level is learned; ``alpha`` (as in Keras Tuner)
+* a `WhiteKernel`: the noise level is learned; `alpha` (as in Keras Tuner)
   is only a floor added to the diagonal;
-* ``beta`` 2.576 by default (the `bayesian-optimization` package's kappa);
+* `beta` 2.576 by default (the `bayesian-optimization` package's kappa);
 * a cheap gradient for L-BFGS-B (finite differences in one GP call) and
   single-threaded BLAS (the matrices are tiny: threads only cost);
-* random generators derived from ``seed`` and the trial number, for the random
+* random generators derived from `seed` and the trial number, for the random
   trials and the GP: a resumed search proposes the same trials as an
-  uninterrupted one, ``seed=0`` is kept (Keras Tuner's `Oracle` replaces a seed
+  uninterrupted one, `seed=0` is kept (Keras Tuner's `Oracle` replaces a seed
   of 0 by a random one) and searches with nearby seeds do not share random
-  trials (Keras Tuner's do: the k-th value is drawn with seed ``seed + k``);
+  trials (Keras Tuner's do: the k-th value is drawn with seed `seed + k`);
 * no configuration repeated by the GP (Int/Choice rounding): the best
   proposal not tried yet is taken.
 """
@@ -76,21 +76,21 @@ class BayesFTOracle(DurableOracleMixin, BayesianOptimizationOracle):
     Args:
         objective, max_trials: as in `keras_tuner.oracles.BayesianOptimizationOracle`.
         num_initial_points: trials before the GP takes over: the hand-picked one
-            and ``num_initial_points - 1`` random ones (default: 3 per
+            and `num_initial_points - 1` random ones (default: 3 per
             hyperparameter, at least 3, as in Keras Tuner).
         alpha: added to the diagonal of the GP's kernel matrix (in units of the
             normalised objective's variance): the least noise assumed. The
             noise itself is learned (a `WhiteKernel`).
         beta: UCB exploration factor: the next trial maximises
-            ``mu + beta * sigma``.
+            `mu + beta * sigma`.
         seed: seed of the random trials and of the GP/acquisition searches.
-        initial_values: ``{name: value}`` for the first trial; hyperparameters
+        initial_values: `{name: value}` for the first trial; hyperparameters
             not named start at the centre of their range (Float: the middle,
             geometric for log sampling; Int: Keras Tuner's middle value) or at
             their default (Choice, Boolean, Fixed).
         **kwargs: the other arguments of `BayesianOptimizationOracle`
-            (``hyperparameters``, ``allow_new_entries``, ``tune_new_entries``,
-            ``max_retries_per_trial``, ``max_consecutive_failed_trials``).
+            (`hyperparameters`, `allow_new_entries`, `tune_new_entries`,
+            `max_retries_per_trial`, `max_consecutive_failed_trials`).
     """
 
     # The GP and its search; a subclass may change them (the benchmark does).
@@ -98,7 +98,7 @@ class BayesFTOracle(DurableOracleMixin, BayesianOptimizationOracle):
     length_scale_bounds = (0.3, 1e5)
     initial_length_scale = 1.0
     ard = False  # True: one length scale per hyperparameter
-    learn_noise = True  # False: only ``alpha`` as noise, as in Keras Tuner
+    learn_noise = True  # False: only `alpha` as noise, as in Keras Tuner
     # Noise variance, in units of the normalised objective's variance.
     noise_level_bounds = (1e-4, 10.0)
     # Signal variance (normalised units): "fixed" at 1 as in Keras Tuner, or bounds to learn it.
@@ -141,7 +141,7 @@ class BayesFTOracle(DurableOracleMixin, BayesianOptimizationOracle):
         return np.random.RandomState([0 if self.seed is None else int(self.seed), int(trial_id), 12])
 
     def _vector(self, values):
-        """``values`` of a trial as a point of [0, 1]^d (non-fixed hyperparameters, inactive ones at default)."""
+        """`values` of a trial as a point of [0, 1]^d (non-fixed hyperparameters, inactive ones at default)."""
         hps = HyperParameters()
         vector = []
         for hp in self.hyperparameters.space:
@@ -155,7 +155,7 @@ class BayesFTOracle(DurableOracleMixin, BayesianOptimizationOracle):
         return vector
 
     def _vectorize_trials(self):
-        """Finished trials as ``x`` in [0, 1]^d and ``y`` to minimise (Keras Tuner's convention)."""
+        """Finished trials as `x` in [0, 1]^d and `y` to minimise (Keras Tuner's convention)."""
         x, y = [], []
         ongoing = {t.trial_id for t in self.ongoing_trials.values()}
         pending = []
@@ -232,9 +232,9 @@ class BayesFTOracle(DurableOracleMixin, BayesianOptimizationOracle):
         return self._random_populate_space()
 
     def _random_values(self):
-        """Uniform in the [0, 1] scaling, from the trial's own generator (not Keras Tuner's ``seed + k``).
+        """Uniform in the [0, 1] scaling, from the trial's own generator (not Keras Tuner's `seed + k`).
 
-        Keras Tuner seeds the k-th sampled value with ``seed + k``, so searches
+        Keras Tuner seeds the k-th sampled value with `seed + k`, so searches
         whose seeds differ by the number of hyperparameters try the same random
         trials, one trial apart.
         """

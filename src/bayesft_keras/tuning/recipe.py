@@ -1,12 +1,12 @@
 """The training recipe shared by the search and the study: Adam, one-cycle, weight decay, clipping.
 
-The BayesFT authors train with ``torch.optim.Adam(weight_decay=1e-4)`` under
-``OneCycleLR``. Three things differ from `keras.optimizers.Adam`, and each
+The BayesFT authors train with `torch.optim.Adam(weight_decay=1e-4)` under
+`OneCycleLR`. Three things differ from `keras.optimizers.Adam`, and each
 changes how a trained network tolerates drift:
 
 - weight decay is L2 added to the gradient (coupled, after gradient clipping),
   not Keras's decoupled decay of the weights;
-- ``OneCycleLR`` cycles Adam's beta_1 between 0.95 and 0.85 against the
+- `OneCycleLR` cycles Adam's beta_1 between 0.95 and 0.85 against the
   learning rate (`OneCycleMomentum`);
 - epsilon (1e-8) is added after the bias correction of the second moment.
 
@@ -29,12 +29,12 @@ from bayesft_keras.tuning.schedules import OneCycleMomentum
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """Adam with a one-cycle schedule peaking at ``learning_rate``, as the authors train.
+    """Adam with a one-cycle schedule peaking at `learning_rate`, as the authors train.
 
-    The optimizer is `TorchAdam`: PyTorch's Adam, whose ``weight_decay`` is L2
+    The optimizer is `TorchAdam`: PyTorch's Adam, whose `weight_decay` is L2
     added to the gradient (coupled), with beta_1 cycled by the one-cycle
-    schedule as PyTorch's `OneCycleLR` does; ``clipvalue`` clips every
-    gradient element before, as PyTorch's ``clip_grad_value_``.
+    schedule as PyTorch's `OneCycleLR` does; `clipvalue` clips every
+    gradient element before, as PyTorch's `clip_grad_value_`.
     """
 
     learning_rate: float
@@ -72,10 +72,10 @@ class TorchAdam(keras.optimizers.Adam):
         beta_1: a float, or a `OneCycleMomentum` schedule of the step.
         beta_2: the second-moment decay.
         epsilon: added to the bias-corrected root of the second moment.
-        l2: the coupled weight decay (PyTorch's ``weight_decay``), >= 0.
-        **kwargs: other `keras.optimizers.Optimizer` arguments (``clipvalue``,
-            ``clipnorm``, ``name``, ...). Keras's decoupled ``weight_decay`` is
-            refused: use ``l2`` or `keras.optimizers.AdamW`.
+        l2: the coupled weight decay (PyTorch's `weight_decay`), >= 0.
+        **kwargs: other `keras.optimizers.Optimizer` arguments (`clipvalue`,
+            `clipnorm`, `name`, ...). Keras's decoupled `weight_decay` is
+            refused: use `l2` or `keras.optimizers.AdamW`.
     """
 
     def __init__(
@@ -140,10 +140,10 @@ def one_cycle_adam(learning_rate, total_steps=None, weight_decay=None, clipvalue
     """The authors' training recipe: `TorchAdam` under `OneCycle` (and its momentum cycle).
 
     Args:
-        learning_rate: the peak rate; constant when ``total_steps`` is None.
+        learning_rate: the peak rate; constant when `total_steps` is None.
         total_steps: optimizer steps of the whole training.
-        weight_decay: coupled L2 (PyTorch's Adam ``weight_decay``), or None.
-        clipvalue: gradient clipping by value (PyTorch's ``clip_grad_value_``), or None.
+        weight_decay: coupled L2 (PyTorch's Adam `weight_decay`), or None.
+        clipvalue: gradient clipping by value (PyTorch's `clip_grad_value_`), or None.
     """
     l2 = weight_decay or 0.0
     if total_steps is None:
@@ -153,9 +153,9 @@ def one_cycle_adam(learning_rate, total_steps=None, weight_decay=None, clipvalue
 
 
 def compile_model(model, optimizer, total_steps, loss="sparse_categorical_crossentropy", metrics=("accuracy",)):
-    """Compiles ``model`` with the recipe's ``optimizer`` and marks it as trained by the recipe.
+    """Compiles `model` with the recipe's `optimizer` and marks it as trained by the recipe.
 
-    The marks (``_bayesft_recipe``, ``_bayesft_total_steps``) let a hypermodel's
+    The marks (`_bayesft_recipe`, `_bayesft_total_steps`) let a hypermodel's
     `fit` compile again when the schedule's length differs from the training's.
 
     Args:
@@ -172,7 +172,7 @@ def compile_model(model, optimizer, total_steps, loss="sparse_categorical_crosse
 
 
 def is_array_data(x):
-    """Whether ``x`` (or the first of a dict/list of inputs) is an array, not batches."""
+    """Whether `x` (or the first of a dict/list of inputs) is an array, not batches."""
     if isinstance(x, dict):
         x = next(iter(x.values()), None)
     elif isinstance(x, (list, tuple)):
@@ -181,7 +181,7 @@ def is_array_data(x):
 
 
 def steps_per_epoch(x, batch_size, validation_split=0.0):
-    """Optimizer steps of one epoch over ``x``, or None when it cannot be known."""
+    """Optimizer steps of one epoch over `x`, or None when it cannot be known."""
     if is_array_data(x):
         if isinstance(x, dict):
             x = next(iter(x.values()))

@@ -14,11 +14,11 @@ _ANNEAL = ("cos", "linear")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """The one-cycle policy (Smith & Topin, 2019), as PyTorch's `OneCycleLR`.
 
-    The learning rate rises from ``max_learning_rate / div_factor`` to
-    ``max_learning_rate`` over the first ``pct_start`` of the steps, then
-    falls to ``max_learning_rate / (div_factor * final_div_factor)`` at the
-    last step; both phases follow ``anneal_strategy``. Steps past
-    ``total_steps`` keep the final rate. PyTorch also cycles the optimizer's
+    The learning rate rises from `max_learning_rate / div_factor` to
+    `max_learning_rate` over the first `pct_start` of the steps, then
+    falls to `max_learning_rate / (div_factor * final_div_factor)` at the
+    last step; both phases follow `anneal_strategy`. Steps past
+    `total_steps` keep the final rate. PyTorch also cycles the optimizer's
     momentum against the rate: `momentum` gives that schedule, for
     `bayesft_keras.tuning.recipe.TorchAdam`.
 
@@ -68,8 +68,8 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
     def momentum(self, base_momentum=0.85, max_momentum=0.95):
         """The momentum (Adam's beta_1) schedule PyTorch's `OneCycleLR` runs beside
-        this one by default: ``max_momentum`` -> ``base_momentum`` while the rate
-        rises, back to ``max_momentum`` while it falls."""
+        this one by default: `max_momentum` -> `base_momentum` while the rate
+        rises, back to `max_momentum` while it falls."""
         return OneCycleMomentum(
             self.total_steps, self.pct_start, self.anneal_strategy, base_momentum, max_momentum
         )
@@ -92,7 +92,7 @@ def _anneal(strategy, start, end, pct):
 
 
 def _two_phases(step, total_steps, pct_start, strategy, start, peak, end):
-    """``start`` -> ``peak`` over the first ``pct_start`` of the steps, then -> ``end``."""
+    """`start` -> `peak` over the first `pct_start` of the steps, then -> `end`."""
     # PyTorch's phase boundaries: the peak is reached at step
     # pct_start * total - 1, the end value at step total - 1.
     peak_step = pct_start * total_steps - 1.0
@@ -109,11 +109,11 @@ def _two_phases(step, total_steps, pct_start, strategy, start, peak, end):
 
 @keras.saving.register_keras_serializable(package="bayesft_keras")
 class OneCycleMomentum:
-    """The momentum half of PyTorch's `OneCycleLR` (``cycle_momentum=True``).
+    """The momentum half of PyTorch's `OneCycleLR` (`cycle_momentum=True`).
 
-    beta_1 falls from ``max_momentum`` to ``base_momentum`` over the first
-    ``pct_start`` of the steps (while the learning rate rises), then returns
-    to ``max_momentum`` at the last step. Made by `OneCycle.momentum`.
+    beta_1 falls from `max_momentum` to `base_momentum` over the first
+    `pct_start` of the steps (while the learning rate rises), then returns
+    to `max_momentum` at the last step. Made by `OneCycle.momentum`.
 
     Args:
         total_steps, pct_start, anneal_strategy: as the `OneCycle` it follows.

@@ -16,7 +16,7 @@ Run directory layout::
 Running again with the same directory resumes: finished trials are kept, an
 interrupted trial is run again, finished searches are not repeated.
 
-Distributed (``cluster``, see `distributed`): every process runs this function
+Distributed (`cluster`, see `distributed`): every process runs this function
 with the same settings and directory. Workers run trials and return after the
 last search; the chief serves each search's oracle, then writes trials.csv,
 best_model.keras and the reports as above.
@@ -131,7 +131,7 @@ class _FixedRatesHyperParameters:
 
 
 def _initial_values(config, hypermodel):
-    """The hand-picked first trial: ``config.initial_rates`` (one per site, in order) or the
+    """The hand-picked first trial: `config.initial_rates` (one per site, in order) or the
     centre of every range, and the recipe's own values of an extended space."""
     values = dict(hypermodel.recipe_values()) if hasattr(hypermodel, "recipe_values") else {}
     if config.initial_rates is not None:
@@ -173,8 +173,8 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
         config: a `TuneConfig`.
         directory: the run directory.
         verbose: Keras Tuner / Keras verbosity (0 silent, 1 progress).
-        build_hypermodel: optional ``f(config, dataset, noise_injection=False)
-            -> HyperModel`` to replace the task's hypermodel.
+        build_hypermodel: optional `f(config, dataset, noise_injection=False)
+            -> HyperModel` to replace the task's hypermodel.
         cluster: a `distributed.Cluster` to run as the chief or a worker of a
             distributed search; None for a search in this process alone.
         distribution_strategy: a `tf.distribute` strategy each trial trains

@@ -43,7 +43,7 @@ class DriftScoredTuner(durable.DurableTunerMixin):
 
     Args:
         objective_spec: a `DriftObjective` (how trained models are scored).
-        validation_data: ``(x, y)`` the drift objective is measured on.
+        validation_data: `(x, y)` the drift objective is measured on.
         method: a name for this search in logs and tables (e.g. "bayesft").
         hparams_logger: optional `HParamsLogger` for TensorBoard.
         trials_csv: optional path of a CSV with every finished trial.
@@ -157,7 +157,7 @@ TIMING_PHASES = ("build", "fit", "score", "save", "hparams", "bookkeeping", "tot
 
 
 def timing_rows(timings):
-    """Mean seconds per trial of each phase in `TIMING_PHASES` over ``timings`` (a tuner's
+    """Mean seconds per trial of each phase in `TIMING_PHASES` over `timings` (a tuner's
     `timings`); "bookkeeping" is the rest of a trial: Keras Tuner's own (oracle,
     trial files, callbacks)."""
     rows = [t for t in timings.values() if "total" in t and "fit" in t]
@@ -169,7 +169,7 @@ def timing_rows(timings):
 
 
 def write_trials_csv(tuner, path):
-    """Rewrites ``path`` with this tuner's finished trials (other methods' rows are kept)."""
+    """Rewrites `path` with this tuner's finished trials (other methods' rows are kept)."""
     path = Path(path)
     rows = []
     if path.exists():
@@ -192,9 +192,9 @@ def write_trials_csv(tuner, path):
 
 
 class _OracleTuner(DriftScoredTuner, keras_tuner.Tuner):
-    """A drift-scored tuner that makes its oracle, ``_oracle_class``, from the search budget.
+    """A drift-scored tuner that makes its oracle, `_oracle_class`, from the search budget.
 
-    ``_oracle_options`` are the oracle's own further arguments the tuner takes,
+    `_oracle_options` are the oracle's own further arguments the tuner takes,
     with their defaults; every other keyword goes to `keras_tuner.Tuner`.
     """
 
@@ -220,16 +220,16 @@ class BayesFTTuner(_OracleTuner):
     Args:
         hypermodel: a `BayesFTHyperModel` (or any HyperModel with `build`/`fit`).
         objective_spec: a `DriftObjective`.
-        validation_data: ``(x, y)`` to score drift accuracy on.
+        validation_data: `(x, y)` to score drift accuracy on.
         max_trials: the search budget.
         seed: seed of the oracle.
         hyperparameters, tune_new_entries, allow_new_entries: as Keras Tuner's oracles.
         num_initial_points: hand-picked + random trials before the GP takes over
             (default 4).
-        initial_values: optional ``{name: value}`` of the first trial (default:
+        initial_values: optional `{name: value}` of the first trial (default:
             the centre of every range), see `BayesFTOracle`.
-        **kwargs: `keras_tuner.Tuner` arguments (``directory``, ``project_name``,
-            ``overwrite``...) and `DriftScoredTuner`'s (``method``, ``trials_csv``...).
+        **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`,
+            `overwrite`...) and `DriftScoredTuner`'s (`method`, `trials_csv`...).
     """
 
     _oracle_class = BayesFTOracle
@@ -239,7 +239,7 @@ class BayesFTTuner(_OracleTuner):
 class DriftRandomSearch(_OracleTuner):
     """The random-search baseline: Keras Tuner's RandomSearch oracle, the same objective.
 
-    Args: as `BayesFTTuner`, without ``num_initial_points`` and ``initial_values``.
+    Args: as `BayesFTTuner`, without `num_initial_points` and `initial_values`.
     """
 
     _oracle_class = DriftRandomSearchOracle

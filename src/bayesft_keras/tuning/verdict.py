@@ -18,7 +18,7 @@ SIGNIFICANT_SE = 3.0
 
 @dataclasses.dataclass(frozen=True)
 class PairedGain:
-    """``mean(a - b)`` over chips at one sigma, with the standard error of that mean."""
+    """`mean(a - b)` over chips at one sigma, with the standard error of that mean."""
 
     sigma: float
     gain: float
@@ -35,7 +35,7 @@ def _row(report, sigma):
 
 
 def paired_gain(report, baseline, sigma):
-    """The per-chip gain of ``report`` over ``baseline`` (two `DriftReport`) at ``sigma``.
+    """The per-chip gain of `report` over `baseline` (two `DriftReport`) at `sigma`.
 
     Chips are paired by their seed where both reports hold the same seeds, else
     by position (the evaluator draws the same seeds for the same sweep seed).
@@ -55,7 +55,7 @@ def did_not_learn(report, chance):
 
 def verdict_lines(result, titles):
     """Sentences on a `SearchResult`: BayesFT against each baseline, and any method that never
-    learned. ``titles`` maps method names to their display names."""
+    learned. `titles` maps method names to their display names."""
     lines = []
     sigma = result.config.sigma
     chance = getattr(result, "chance", None)

@@ -49,7 +49,7 @@ def _fsync_directory(directory):
 
 
 def check_writable(path, argument, folder=True):
-    """Raises `ValueError` (one line, naming ``argument``) unless ``path`` can be written; returns it.
+    """Raises `ValueError` (one line, naming `argument`) unless `path` can be written; returns it.
 
     Meant for output paths given on a command line, checked before any work,
     so that a long run never ends on an unwritable folder. Nothing is
@@ -59,9 +59,9 @@ def check_writable(path, argument, folder=True):
     ACLs all count).
 
     Args:
-        path: the folder (``folder=True``) or file that will be written.
+        path: the folder (`folder=True`) or file that will be written.
         argument: the argument's name in the message, e.g. "--dir".
-        folder: whether ``path`` is a folder (else a file in a folder).
+        folder: whether `path` is a folder (else a file in a folder).
     """
     path = os.fspath(path)
     shown = f"{argument} {path}"

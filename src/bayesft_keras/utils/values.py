@@ -11,10 +11,10 @@ class UsageError(Exception):
 
 
 def parse_values(text):
-    """``"start:stop:step"`` (stop included) or ``"a,b,c"`` -> list of floats.
+    """`"start:stop:step"` (stop included) or `"a,b,c"` -> list of floats.
 
     Raises:
-        UsageError: ``text`` is neither form, or holds no value.
+        UsageError: `text` is neither form, or holds no value.
     """
     text = text.strip()
     try:
@@ -40,12 +40,12 @@ def parse_values(text):
 
 
 def is_sigma(param):
-    """Whether ``param`` names a sigma: ``sigma``, or ``<i>.sigma`` in a composed noise model."""
+    """Whether `param` names a sigma: `sigma`, or `<i>.sigma` in a composed noise model."""
     return param == "sigma" or param.endswith(".sigma")
 
 
 def sweep_param(names, param, noise):
-    """The noise parameter to sweep: ``param`` checked against ``names``, or the one sigma.
+    """The noise parameter to sweep: `param` checked against `names`, or the one sigma.
 
     Args:
         names: the parameter names every noise model of the chip has.
@@ -72,7 +72,7 @@ def sweep_param(names, param, noise):
 
 
 def sweep_values(param, sigmas, values, default):
-    """The values to sweep ``param`` over: ``sigmas`` (for a sigma), ``values``, or ``default`` (a sigma's).
+    """The values to sweep `param` over: `sigmas` (for a sigma), `values`, or `default` (a sigma's).
 
     Args:
         param: the swept parameter, from `sweep_param`.

@@ -3,10 +3,10 @@
 A ReRAM layer keeps its trainable weights as the *programmed* (target) values and
 never modifies them. Each forward pass derives the weights the crossbar computes
 with: quantize to the device grid, then, at inference (or while training with
-``train_noise=True``), apply the device noise model.
+`train_noise=True`), apply the device noise model.
 
 At inference the noise realization is one simulated *chip*: it is drawn from the
-layer's ``chip_seed`` variable, so every batch sees the same realization until
+layer's `chip_seed` variable, so every batch sees the same realization until
 the chip is resampled (`bayesft_keras.resample`). Noise parameters and an on/off
 switch are variables too, so sweeps and clean evaluation never retrace or
 rebuild a compiled model. Which draw a call makes, and from which seed, is
@@ -63,7 +63,7 @@ DEVICE_ARGS_DOC = """
 
 
 def pop_device_args(kwargs):
-    """Removes the device arguments from a layer's ``kwargs``; returns them, defaults filled in."""
+    """Removes the device arguments from a layer's `kwargs`; returns them, defaults filled in."""
     return {name: kwargs.pop(name, default) for name, default in DEVICE_ARGS.items()}
 
 
@@ -74,9 +74,9 @@ def _state_variable(name, doc):
 class DeviceLayerMixin:
     """Adds ReRAM device behaviour to a Keras layer with a kernel (and bias).
 
-    A subclass's ``__init__`` takes the device arguments out of its kwargs
-    (`pop_device_args`), calls the Keras layer's ``__init__`` with the rest,
-    then `_init_device`; ``build`` and ``get_config`` are the mixin's. The
+    A subclass's `__init__` takes the device arguments out of its kwargs
+    (`pop_device_args`), calls the Keras layer's `__init__` with the rest,
+    then `_init_device`; `build` and `get_config` are the mixin's. The
     weights to compute with come from `_crossbar` and `_device_bias`.
     """
 
@@ -162,7 +162,7 @@ class DeviceLayerMixin:
     def _crossbar(self, inputs, op, training, channel_axis=-1, rows_per_input=1, tiled=True):
         """The crossbar's outputs before bias: DAC, chip, read noise, tiles and ADCs.
 
-        Returns ``(outputs, seed, read_seeds)``; the bias takes the same seeds.
+        Returns `(outputs, seed, read_seeds)`; the bias takes the same seeds.
         """
         seed = sampling.chip_seeds(self, training)
         read_seeds = sampling.read_seeds(self, training)

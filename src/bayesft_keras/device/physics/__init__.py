@@ -7,14 +7,14 @@ map back. One small class per physical effect, or per published device model,
 with its formula and source. Mapping and noise stay apart, as in aihwkit
 (`aihwkit.inference.converter` / `aihwkit.inference.noise`).
 
-Time: ``t`` is the time of inference in seconds since programming ended. A
+Time: `t` is the time of inference in seconds since programming ended. A
 chip is programmed once: its programming noise and drift coefficients depend
-on its seed only, never on ``t``, so the same chip read at several times is
+on its seed only, never on `t`, so the same chip read at several times is
 one device trajectory (`evaluate_drift(..., param="t", values=[...])` reads
 the same chips at every time).
 
 Chip and read: `apply` gives the chip (programming, drift, the noise
-accumulated up to ``t``): drawn once per chip, fixed for every forward pass.
+accumulated up to `t`): drawn once per chip, fixed for every forward pass.
 `read` is the fluctuation of each matrix-vector product, drawn fresh on every
 pass (`ReadNoise`; the ADC's noise is in `bayesft_keras.device.periphery`).
 """

@@ -39,10 +39,10 @@ def check_coefficients(name, values, cls, length=None):
 class ConductanceNoise(DeviceNoise):
     """Base class of the models that act on conductances.
 
-    ``apply`` maps the weights to conductances with ``mapping``, runs
+    `apply` maps the weights to conductances with `mapping`, runs
     `program` then `drift` on every device, and maps back. Subclasses list
-    their swept parameters in ``param_names`` (strengths and time) and their
-    fixed constants in ``constant_names``.
+    their swept parameters in `param_names` (strengths and time) and their
+    fixed constants in `constant_names`.
     """
 
     constant_names = ()
@@ -67,14 +67,14 @@ class ConductanceNoise(DeviceNoise):
         return g_target
 
     def drift(self, g_prog, g_target, seed, params):
-        """Conductances at the time ``t`` of the parameters (default: unchanged)."""
+        """Conductances at the time `t` of the parameters (default: unchanged)."""
         return g_prog
 
     def apply(self, w, seed, params):
         return self._devices(w, seed, params)[0]
 
     def _devices(self, w, seed, params):
-        """``(weights at t, targets, programmed, at_t)``: the chip, device by device."""
+        """`(weights at t, targets, programmed, at_t)`: the chip, device by device."""
         seed = as_stream(seed)
         targets, info = self.mapping.to_conductances(w)
         programmed = [self.program(g, seed, params) for g in targets]
@@ -87,9 +87,9 @@ class ConductanceNoise(DeviceNoise):
         return self.mapping.to_weights(at_t, info), targets, programmed, at_t
 
     def conductances(self, w, seed=None, params=None):
-        """The devices of ``w``: ``(targets, programmed, at_t)``, each a list of tensors.
+        """The devices of `w`: `(targets, programmed, at_t)`, each a list of tensors.
 
-        The draws are those of ``apply(w, seed, params)`` (the same seed gives
+        The draws are those of `apply(w, seed, params)` (the same seed gives
         the same devices).
         """
         params = self.params() if params is None else params
@@ -116,10 +116,10 @@ class ConductanceNoise(DeviceNoise):
 class OnConductances(ConductanceNoise):
     """Any weight-level model of `bayesft_keras.device.noise` applied to every device's conductance.
 
-    ``G' = f(G)`` for each conductance of the mapping, e.g.
-    ``OnConductances(LogNormalDrift(0.3), DifferentialPair(g_min=2))``: both
-    devices of a pair drift by their own ``exp(theta)``, so a zero weight
-    (two devices at ``g_min``) drifts too, unlike ``LogNormalDrift`` on weights.
+    `G' = f(G)` for each conductance of the mapping, e.g.
+    `OnConductances(LogNormalDrift(0.3), DifferentialPair(g_min=2))`: both
+    devices of a pair drift by their own `exp(theta)`, so a zero weight
+    (two devices at `g_min`) drifts too, unlike `LogNormalDrift` on weights.
 
     Args:
         noise: a `DeviceNoise` (or its config); its parameters become this
@@ -168,19 +168,19 @@ class OnConductances(ConductanceNoise):
 class PowerLawDrift(ConductanceNoise):
     """Conductance drift as a power law of time, one exponent per device.
 
-    ``G(t) = G(t0) * (t / t0)^(-nu)``, ``nu ~ N(nu_mean, nu_std^2)`` drawn per
-    device once (at programming), so ``log(G(t) / G(t0)) = -nu * log(t / t0)``:
-    its mean is ``-nu_mean * log(t / t0)`` and its spread
-    ``nu_std * log(t / t0)``. Source: the structural-relaxation drift law of
+    `G(t) = G(t0) * (t / t0)^(-nu)`, `nu ~ N(nu_mean, nu_std^2)` drawn per
+    device once (at programming), so `log(G(t) / G(t0)) = -nu * log(t / t0)`:
+    its mean is `-nu_mean * log(t / t0)` and its spread
+    `nu_std * log(t / t0)`. Source: the structural-relaxation drift law of
     phase-change memory (Ielmini et al., IEEE Trans. Electron Devices 54(2),
-    2007), the drift step of aihwkit's ``PCMLikeNoiseModel``. For exponents
+    2007), the drift step of aihwkit's `PCMLikeNoiseModel`. For exponents
     whose mean and spread depend on G, as measured, see `PCMLikeNoise`.
 
     Args:
         nu: mean drift exponent, >= 0 (PCM: about 0.05).
         nu_std: spread of the exponent between devices, >= 0.
         t: time of inference since programming, s, >= t0.
-        t0: time of the first read, at which ``G(t0)`` is the programmed
+        t0: time of the first read, at which `G(t0)` is the programmed
             conductance, s, > 0.
         mapping: the conductance mapping (default `DifferentialPair()`).
     """
@@ -223,16 +223,16 @@ class PowerLawDrift(ConductanceNoise):
 class PolynomialProgrammingNoise(ConductanceNoise):
     """Programming (write-verify) noise whose spread depends on the target conductance.
 
-    ``G_p = max(G_T + scale * sigma(G_T) * n, 0)``, ``n ~ N(0, 1)`` per device,
-    ``sigma(G) = (sum_i c_i (G / g_max)^i) * g_max / g_ref``: a polynomial
-    fitted in uS at ``g_max = g_ref``, rescaled to the mapping's ``g_max``.
-    Source: aihwkit's ``PCMLikeNoiseModel`` programming step; the default
+    `G_p = max(G_T + scale * sigma(G_T) * n, 0)`, `n ~ N(0, 1)` per device,
+    `sigma(G) = (sum_i c_i (G / g_max)^i) * g_max / g_ref`: a polynomial
+    fitted in uS at `g_max = g_ref`, rescaled to the mapping's `g_max`.
+    Source: aihwkit's `PCMLikeNoiseModel` programming step; the default
     coefficients are its PCM fit (Nandakumar et al., ICECS 2019), in uS at
     g_ref = 25 uS.
 
     Args:
         scale: strength, >= 0 (1: the fit).
-        coeffs: ``c_0, c_1, ...``.
+        coeffs: `c_0, c_1, ...`.
         g_ref: the g_max of the fit, uS, > 0.
         mapping: the conductance mapping (default `DifferentialPair()`).
     """
@@ -265,15 +265,15 @@ def polynomial_sigma(g, coeffs, g_max, g_ref):
 class ReadNoise(DeviceNoise):
     """Read noise: every matrix-vector product sees its own fluctuation of the weights.
 
-    ``w_read = w + std * max|W| * n``, ``n ~ N(0, 1)`` drawn per cell and per
-    forward pass (the chip ``w`` stays fixed). Source: aihwkit's
-    ``IOParameters.w_noise`` with ``WeightNoiseType.ADDITIVE_CONSTANT`` (an
+    `w_read = w + std * max|W| * n`, `n ~ N(0, 1)` drawn per cell and per
+    forward pass (the chip `w` stays fixed). Source: aihwkit's
+    `IOParameters.w_noise` with `WeightNoiseType.ADDITIVE_CONSTANT` (an
     output-referred weight noise relative to the largest weight); about 0.01
     models the short-term read noise of ReRAM (aihwkit's note on
-    ``ReRamCMONoiseModel``).
+    `ReRamCMONoiseModel`).
 
     Args:
-        std: noise std as a fraction of ``max|W|``, >= 0.
+        std: noise std as a fraction of `max|W|`, >= 0.
     """
 
     param_names = ("std",)

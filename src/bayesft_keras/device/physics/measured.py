@@ -19,29 +19,29 @@ from bayesft_keras.device.physics.base import polynomial_sigma
 class PCMLikeNoise(ConductanceNoise):
     """Phase-change memory, as measured: programming noise, drift and 1/f noise.
 
-    With ``g = G_T / g_max`` (``g_max`` of the mapping; clipped below at 1e-7):
+    With `g = G_T / g_max` (`g_max` of the mapping; clipped below at 1e-7):
 
-    - programming: ``G_p = max(G_T + s_p * sigma_p * n1, 0)``,
-      ``sigma_p = (0.26348 + 1.9650 g - 1.1731 g^2) * g_max / 25`` uS;
+    - programming: `G_p = max(G_T + s_p * sigma_p * n1, 0)`,
+      `sigma_p = (0.26348 + 1.9650 g - 1.1731 g^2) * g_max / 25` uS;
     - drift exponent, per device, fixed at programming:
-      ``mu = clip(-0.0155 ln g + 0.0244, 0.049, 0.1)``,
-      ``s = clip(-0.0125 ln g - 0.0059, 0.008, 0.045)``,
-      ``nu = s_d * |mu + s * n2|``;
-    - drift: ``G_d = G_p * ((t + t0) / t0)^(-nu)``;
-    - 1/f read noise accumulated up to ``t``:
-      ``Q = min(0.0088 / max((|G_p| / g_max)^0.65, 1e-3), 0.2)``,
-      ``G = max(G_d + s_r * |G_d| * Q * sqrt(ln((t + t0 + t_read) / (2 t_read))) * n3, 0)``.
+      `mu = clip(-0.0155 ln g + 0.0244, 0.049, 0.1)`,
+      `s = clip(-0.0125 ln g - 0.0059, 0.008, 0.045)`,
+      `nu = s_d * |mu + s * n2|`;
+    - drift: `G_d = G_p * ((t + t0) / t0)^(-nu)`;
+    - 1/f read noise accumulated up to `t`:
+      `Q = min(0.0088 / max((|G_p| / g_max)^0.65, 1e-3), 0.2)`,
+      `G = max(G_d + s_r * |G_d| * Q * sqrt(ln((t + t0 + t_read) / (2 t_read))) * n3, 0)`.
 
     Source: Nandakumar et al., "Phase-change memory models for deep learning
     training and inference", ICECS 2019; the constants of aihwkit's
-    ``PCMLikeNoiseModel`` (aihwkit 1.1.0), whose conventions are kept: ``t``
-    is aihwkit's ``t_inference`` (``t = 0`` is the end of programming, the
-    first read is ``t0`` later), and the 1/f noise is part of the chip at
-    time ``t`` (drawn once per chip, not per read).
+    `PCMLikeNoiseModel` (aihwkit 1.1.0), whose conventions are kept: `t`
+    is aihwkit's `t_inference` (`t = 0` is the end of programming, the
+    first read is `t0` later), and the 1/f noise is part of the chip at
+    time `t` (drawn once per chip, not per read).
 
     Args:
-        prog_noise_scale, read_noise_scale, drift_scale: strengths ``s_p``,
-            ``s_r``, ``s_d`` (1: the measured device), >= 0.
+        prog_noise_scale, read_noise_scale, drift_scale: strengths `s_p`,
+            `s_r`, `s_d` (1: the measured device), >= 0.
         t: time of inference since programming, s, >= 0.
         t0: time of the first read after programming, s, > 0 (20 s).
         t_read: read duration of the 1/f fit, s, > 0 (250 ns).
@@ -50,8 +50,8 @@ class PCMLikeNoise(ConductanceNoise):
         mapping: the conductance mapping (default: aihwkit's,
             `DifferentialPair(g_min=0, g_max=25)`).
         remap: map the programmed weights to conductances again before the
-            drift, as aihwkit's ``apply_drift_noise`` does (a new scale, and
-            the idle device of a pair back at ``g_min``); False (default):
+            drift, as aihwkit's `apply_drift_noise` does (a new scale, and
+            the idle device of a pair back at `g_min`); False (default):
             every device drifts from its own programmed conductance.
     """
 
@@ -123,33 +123,33 @@ _CMO_PROG_COEFF = {0.2: (0.00081107, 0.00106879), 2.0: (0.0112185391, 0.01129027
 class ReRamCMONoise(ConductanceNoise):
     """Conductive-metal-oxide (CMO)/HfOx ReRAM, as measured: programming noise and relaxation.
 
-    One device per weight (`SingleDevice` mapping, 9 to 88.2 uS). With ``G``
-    in uS and ``t`` in s:
+    One device per weight (`SingleDevice` mapping, 9 to 88.2 uS). With `G`
+    in uS and `t` in s:
 
-    - programming: ``G_p = G_T + s_p * (c0 + c1 G_T) * n1``, ``(c0, c1)`` the
+    - programming: `G_p = G_T + s_p * (c0 + c1 G_T) * n1`, `(c0, c1)` the
       fit for the program-verify acceptance range: 0.2 %:
       (0.00081107, 0.00106879), 2 %: (0.0112185391, 0.01129027418);
-    - relaxation (independent of G), for ``t > 0``:
-      ``G_r = G_p + s_d * (m ln t + (a ln t + b) * n2)``, m = -0.08900206,
+    - relaxation (independent of G), for `t > 0`:
+      `G_r = G_p + s_d * (m ln t + (a ln t + b) * n2)`, m = -0.08900206,
       a = 0.04201137, b = 0.41183342;
-    - read noise accumulated up to ``t``:
-      ``G = clip(G_r + s_r * K log10(G_r) sqrt(ln((t + t_read) / (2 t_read))) * n3, g_min, g_max)``,
-      K = 0.0277316483, t_read = 1 us. At ``t = 0``: ``G = G_p``.
+    - read noise accumulated up to `t`:
+      `G = clip(G_r + s_r * K log10(G_r) sqrt(ln((t + t_read) / (2 t_read))) * n3, g_min, g_max)`,
+      K = 0.0277316483, t_read = 1 us. At `t = 0`: `G = G_p`.
 
     Source: Falcone et al., IBM Research Europe - Zurich, statistical
     characterization of analog filamentary CMO/HfOx ReRAM; the formulas and
-    constants of aihwkit's ``ReRamCMONoiseModel`` (aihwkit 1.1.0).
+    constants of aihwkit's `ReRamCMONoiseModel` (aihwkit 1.1.0).
 
     Args:
         prog_noise_scale, read_noise_scale, drift_scale: strengths, >= 0.
         t: time of inference since programming, s, >= 0.
         acceptance_range: 0.2 or 2 (percent): which programming fit.
-        prog_coeff: ``(c0, c1)`` instead of the acceptance range's fit.
-        decay_mean: ``m``; decay_std: ``(a, b)``; read_k: ``K``; t_read: s.
+        prog_coeff: `(c0, c1)` instead of the acceptance range's fit.
+        decay_mean: `m`; decay_std: `(a, b)`; read_k: `K`; t_read: s.
         mapping: the conductance mapping (default `SingleDevice(9, 88.2)`).
         remap: map the programmed weights to conductances again before the
-            drift, as aihwkit's ``apply_drift_noise`` does (a new scale, and
-            the idle device of a pair back at ``g_min``); False (default):
+            drift, as aihwkit's `apply_drift_noise` does (a new scale, and
+            the idle device of a pair back at `g_min`); False (default):
             every device drifts from its own programmed conductance.
     """
 
