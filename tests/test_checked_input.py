@@ -450,6 +450,12 @@ def test_tune_dir_that_is_a_file_or_read_only_is_one_line(tmp_path, read_only):
     _one_line_error(_invoke("tune", "--dir", read_only / "run"), r"Cannot write to --dir .*run: ")
 
 
+def test_launch_dir_that_is_a_file_is_one_line_before_any_process(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    _one_line_error(_invoke("launch", "--workers", "1", "--dir", tmp_path / "taken"), r"Cannot write to --dir .*taken: it exists and is not a folder")
+    assert not (tmp_path / "taken.logs").exists() and (tmp_path / "taken").read_text() == "a file"
+
+
 def test_evaluate_out_read_only_fails_before_the_sweep(files, read_only):
     result = _invoke("evaluate", files / "plain.keras", "--out", read_only / "report")
     _one_line_error(result, r"Cannot write to --out .*report: ")

@@ -45,6 +45,7 @@ def launch(
     to let workers started elsewhere join), or the file of --token-file.
     """
     from bayesft_keras.tuning import launcher
+    from bayesft_keras.utils.files import check_writable
     from bayesft_keras.tuning.config import BASELINES
     from bayesft_keras.cli.tune import default_preset
     from bayesft_keras.tuning.config import load_preset
@@ -60,6 +61,7 @@ def launch(
     else:  # tune's default preset
         preset = default_preset(_task_of(tune_args))
     directory = dir or Path("runs") / load_preset(preset).name
+    check_writable(directory, "--dir")  # before any process starts
     result = launcher.launch(
         tune_args,
         directory,
