@@ -24,6 +24,7 @@ from bayesft_keras.evaluation.evaluator import DEFAULT_BATCH_SIZE  # noqa: F401
 from bayesft_keras.evaluation.evaluator import DriftEvaluator
 from bayesft_keras.evaluation.report import DriftReport
 from bayesft_keras.utils import checks
+from bayesft_keras.utils import values as values_lib
 
 # The paper's robustness curves: sigma = 0, 0.05, ..., 1.5, 20 chips each.
 DEFAULT_SIGMAS = tuple(np.round(np.linspace(0.0, 1.5, 31), 10).tolist())
@@ -116,19 +117,7 @@ def evaluate_drift(
         periphery=periphery,
     )
     param = evaluator.resolve_param(param)
-    if sigmas is not None:
-        if not validation.is_sigma(param):
-            raise ValueError(
-                f"`sigmas` sweeps a sigma, but the swept parameter is {param!r}: pass "
-                f"`values=` instead. Received: sigmas={sigmas!r}"
-            )
-        values = sigmas
-    if values is None:
-        if not validation.is_sigma(param):
-            raise ValueError(
-                f"`values` is required to sweep {param!r} (the default covers sigma only)."
-            )
-        values = DEFAULT_SIGMAS
+    values = values_lib.sweep_values(param, sigmas, values, DEFAULT_SIGMAS)
     values = evaluator.check_values(param, values)
     evaluator.set_data(x, y)
     if param in evaluator.time_params:

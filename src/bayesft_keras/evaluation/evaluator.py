@@ -33,6 +33,7 @@ from bayesft_keras.evaluation.backend import auto_chips_per_pass
 from bayesft_keras.evaluation.backend import compile_forward
 from bayesft_keras.evaluation.backend import map_chips
 from bayesft_keras.utils import checks
+from bayesft_keras.utils import values as values_lib
 
 # Examples per forward pass when the caller does not choose.
 DEFAULT_BATCH_SIZE = 2048
@@ -137,22 +138,7 @@ class DriftEvaluator:
         names = set(self.noise.param_names)
         for layer in self.layers:
             names &= set(layer.noise.param_names)
-        if param is None:
-            sigmas = sorted(n for n in names if n == "sigma" or n.endswith(".sigma"))
-            if len(sigmas) == 1:
-                return sigmas[0]
-            if len(names) == 1:
-                return next(iter(names))
-            raise ValueError(
-                f"Choose the parameter to sweep: `param` must be one of {sorted(names)} "
-                f"(the parameters of {self.noise!r}). Received: param=None"
-            )
-        if param not in names:
-            raise ValueError(
-                f"`param` must be a parameter of the device noise {self.noise!r}: one of "
-                f"{sorted(names)}. Received: param={param!r}"
-            )
-        return param
+        return values_lib.sweep_param(names, param, self.noise)
 
     @property
     def time_params(self):

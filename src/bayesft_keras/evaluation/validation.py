@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops
 
 from bayesft_keras.utils import checks
+from bayesft_keras.utils.values import is_sigma  # noqa: F401  (public here too)
 
 
 def check_model(model):
@@ -174,10 +175,6 @@ def input_shape(model):
             )
         shape = shape[0]
     return tuple(shape[1:])
-
-
-def is_sigma(param):
-    return param == "sigma" or param.endswith(".sigma")
 
 
 def check_values(values):
