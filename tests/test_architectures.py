@@ -14,7 +14,7 @@ ARCHS = ["mlp", "lenet5", "alexnet", "vgg11", "vgg16", "resnet18", "mobilenetv2"
 # Small enough for a CPU test; LeNet-5 at 1/8 width would have a single conv1 filter.
 WIDTH = {"lenet5": 0.5}
 SMALL_SHAPE = {"mlp": (8, 8, 1), "lenet5": (28, 28, 1)}
-DROPOUT_TYPES = (keras.layers.Dropout, keras.layers.SpatialDropout2D)
+DROPOUT_TYPES = (architectures.SiteDropout, keras.layers.Dropout)
 
 
 def small(arch, **kwargs):
@@ -116,8 +116,8 @@ def test_each_site_sets_its_dropout_layers(arch, granularity):
     # Every Dropout layer belongs to exactly one site.
     assert sorted(l.name for l in placed) == sorted(l.name for l in all_dropout_layers(model))
     for layer in placed:
-        expected = keras.layers.SpatialDropout2D if len(layer.input.shape) == 4 else keras.layers.Dropout
-        assert type(layer) is expected, layer.name
+        assert type(layer) is architectures.SiteDropout, layer.name
+        assert layer.channelwise == (len(layer.input.shape) == 4), layer.name
     # The output site drops the logits of the output layer, before the softmax.
     output_dropout = model.get_layer("dropout_output")
     assert output_dropout.input is model.get_layer("output").output
@@ -170,8 +170,8 @@ def test_lenet5_is_the_papers():
     assert model.get_layer("fc1").units == 84
     assert model.get_layer("conv3").output.shape[1:] == (1, 1, 120)
     # Channel dropout after conv1 and conv2, plain dropout after the flatten, fc1 and output.
-    kinds = [type(model.get_layer(f"dropout_{s}")) for s in architectures.sites("lenet5")]
-    assert kinds == [keras.layers.SpatialDropout2D] * 2 + [keras.layers.Dropout] * 3
+    kinds = [model.get_layer(f"dropout_{s}").channelwise for s in architectures.sites("lenet5")]
+    assert kinds == [True] * 2 + [False] * 3
     expected_params = (
         (5 * 5 * 1 + 1) * 6 + (5 * 5 * 6 + 1) * 16 + (4 * 4 * 16 + 1) * 120 + (120 + 1) * 84
         + (84 + 1) * 10

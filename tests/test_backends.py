@@ -1,4 +1,4 @@
-"""The device layers on the PyTorch backend: the layer tests, run in a subprocess.
+"""The device layers and the shared trial model on the PyTorch backend: their tests, run in a subprocess.
 
 The Keras backend is fixed per process, so the torch run needs its own.
 """
@@ -23,7 +23,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 def test_layer_noise_and_quantizer_tests_pass_on_torch():
     env = dict(os.environ, KERAS_BACKEND="torch")
     env.pop("PYTEST_XDIST_WORKER", None)
-    files = ["test_layers.py", "test_noise.py", "test_quantization.py"]
+    files = ["test_layers.py", "test_noise.py", "test_quantization.py", "test_compile_once.py"]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
         + [str(TESTS / f) for f in files],

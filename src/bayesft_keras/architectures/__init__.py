@@ -16,8 +16,10 @@ from bayesft_keras.architectures.registry import default_input_shape
 from bayesft_keras.architectures.registry import dropout_layers
 from bayesft_keras.architectures.registry import get
 from bayesft_keras.architectures.registry import sites
+from bayesft_keras.architectures.site_dropout import SiteDropout
 
 __all__ = [
+    "SiteDropout",
     "Architecture",
     "Blueprint",
     "available",

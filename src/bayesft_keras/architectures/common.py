@@ -14,6 +14,7 @@ import re
 
 import keras
 
+from bayesft_keras.architectures.site_dropout import SiteDropout
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import quantization
 from bayesft_keras.device.layers import ReRAMConv2D
@@ -250,13 +251,12 @@ class Builder:
     # -- dropout --------------------------------------------------------------
 
     def dropout(self, x, position):
-        """The Dropout layer of `position`: channel dropout on feature maps, plain otherwise."""
+        """The dropout layer of `position`: channel dropout on feature maps, plain otherwise.
+
+        A `SiteDropout`, whose rate a search sets per trial without a new trace.
+        """
         site = self._sites[position]
-        rate = self.rates[site]
-        name = self._names[position]
-        if len(x.shape) == 4:
-            return keras.layers.SpatialDropout2D(rate, name=name)(x)
-        return keras.layers.Dropout(rate, name=name)(x)
+        return SiteDropout(self.rates[site], channelwise=len(x.shape) == 4, name=self._names[position])(x)
 
     def classify(self, x, num_classes):
         """Output layer -> its dropout (position `output`) -> softmax."""
@@ -296,7 +296,7 @@ def dropout_layers(model, site):
     return [
         layer
         for layer in walk_layers(model)
-        if isinstance(layer, keras.layers.Dropout | keras.layers.SpatialDropout2D)
+        if isinstance(layer, SiteDropout | keras.layers.Dropout)
         and pattern.fullmatch(layer.name)
     ]
 

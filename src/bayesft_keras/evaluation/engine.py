@@ -51,6 +51,7 @@ def evaluate_drift(
     dataset=None,
     progress=True,
     periphery=None,
+    evaluator=None,
 ):
     """Evaluates `model` on simulated drifted chips across a parameter sweep.
 
@@ -90,6 +91,10 @@ def evaluate_drift(
             is silent.
         periphery: a `bayesft_keras.device.periphery.Periphery` (tiles, ADC, drift
             compensation) for every ReRAM layer; None keeps the model's.
+        evaluator: a `DriftEvaluator` of `model` to score with instead of a new
+            one: its compiled pass is reused (a search scores every trial's
+            weights with one evaluator). It is synced to `model`'s weights, and
+            `noise`, `bits`, `metric` and the rest are its own.
 
     A time parameter (e.g. `param="t", values=[1, 3600, 86400, 3.15e7]`
     with `bayesft_keras.device.physics.PCMLikeNoise`) reads the same chips at every
@@ -106,16 +111,19 @@ def evaluate_drift(
     x, y, data_name = validation.unpack_data(data)
     validation.check_model(model)
     validation.check_data(model, x, y, metric=metric, num_classes=getattr(data, "num_classes", None))
-    evaluator = DriftEvaluator(
-        model,
-        noise=noise,
-        bits=bits,
-        metric=metric,
-        batch_size=batch_size,
-        chips_per_pass=chips_per_pass,
-        jit_compile=jit_compile,
-        periphery=periphery,
-    )
+    if evaluator is None:
+        evaluator = DriftEvaluator(
+            model,
+            noise=noise,
+            bits=bits,
+            metric=metric,
+            batch_size=batch_size,
+            chips_per_pass=chips_per_pass,
+            jit_compile=jit_compile,
+            periphery=periphery,
+        )
+    else:
+        evaluator.sync_weights()
     param = evaluator.resolve_param(param)
     values = values_lib.sweep_values(param, sigmas, values, DEFAULT_SIGMAS)
     values = evaluator.check_values(param, values)

@@ -72,3 +72,23 @@ def epoch_per_call():
 
 def _is_array(value):
     return isinstance(value, np.ndarray) and value.ndim >= 1
+
+
+def fed_arguments(args, kwargs):
+    """`fit`'s arguments with a pair of training arrays given as one `tuning.feed` pipeline.
+
+    Anything `array_feed` cannot reproduce exactly (sample or class weights, a validation
+    split, a fixed number of steps) keeps the arrays.
+    """
+    if len(args) > 2 or kwargs.get("validation_split") or any(
+        kwargs.get(k) is not None for k in ("sample_weight", "class_weight", "steps_per_epoch")
+    ):
+        return args, kwargs
+    x = args[0] if args else kwargs.get("x")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    fed = array_feed(x, y, kwargs.get("batch_size") or 32, shuffle=kwargs.get("shuffle", True))
+    if fed is None:
+        return args, kwargs
+    dataset, steps = fed
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y", "batch_size", "shuffle", "validation_split")}
+    return (dataset,), dict(kwargs, steps_per_epoch=steps, shuffle=False)

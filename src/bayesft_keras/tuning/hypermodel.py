@@ -265,6 +265,23 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         values = hp.values if isinstance(hp, keras_tuner.HyperParameters) else hp
         return {site: values[hp_name(site)] for site in self.sites}
 
+    def reuse_blocker(self):
+        """Why this search's trials cannot share one compiled model (`tuning.reuse`), or None.
+
+        They can when every trial builds the same layers and only the dropout rates, held
+        in `SiteDropout` variables, differ.
+        """
+        if self._blueprint is None:
+            return "a `build_fn` builds each trial's model"
+        if self.extended:
+            return (
+                "search_space='extended' also searches the learning rate and weight decay, "
+                "which the compiled optimizer holds as constants"
+            )
+        if type(self).declare_hyperparameters is not BayesFTHyperModel.declare_hyperparameters:
+            return f"{type(self).__name__} searches hyperparameters other than dropout rates"
+        return None
+
     # -- keras-tuner hooks ----------------------------------------------------
 
     def build(self, hp):
@@ -330,7 +347,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             total = kwargs["epochs"] * steps
             if model._bayesft_total_steps != total:
                 self._compile(model, total)
-        fed_args, fed_kwargs = _fed(args, kwargs)
+        fed_args, fed_kwargs = feed.fed_arguments(args, kwargs)
         first_fit = model.train_function is None
         if fed_args is not args and first_fit and not kwargs.get("callbacks") and feed.epoch_per_call():
             # One compiled call per epoch: at a small network's size, TensorFlow's dispatch of
@@ -363,26 +380,6 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             f"bits={self.bits}, rate_range={self.rate_range}, "
             f"output_rate_range={self.output_rate_range}, learning_rate={self.learning_rate})"
         )
-
-
-def _fed(args, kwargs):
-    """`fit`'s arguments with a pair of training arrays given as one `tuning.feed` pipeline.
-
-    Anything `array_feed` cannot reproduce exactly (sample or class weights, a validation
-    split, a fixed number of steps) keeps the arrays.
-    """
-    if len(args) > 2 or kwargs.get("validation_split") or any(
-        kwargs.get(k) is not None for k in ("sample_weight", "class_weight", "steps_per_epoch")
-    ):
-        return args, kwargs
-    x = args[0] if args else kwargs.get("x")
-    y = args[1] if len(args) > 1 else kwargs.get("y")
-    fed = feed.array_feed(x, y, kwargs.get("batch_size") or 32, shuffle=kwargs.get("shuffle", True))
-    if fed is None:
-        return args, kwargs
-    dataset, steps = fed
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y", "batch_size", "shuffle", "validation_split")}
-    return (dataset,), dict(kwargs, steps_per_epoch=steps, shuffle=False)
 
 
 class NoiseInjectionHyperModel(BayesFTHyperModel):

@@ -61,8 +61,11 @@ class DriftObjective:
         rest = sorted({round(float(s), 10) for s in self.curve_sigmas} - set(targets))
         return targets + rest
 
-    def evaluate(self, model, x, y):
-        """Scores `model` on `(x, y)`; returns (metrics dict, drift report)."""
+    def evaluate(self, model, x, y, evaluator=None):
+        """Scores `model` on `(x, y)`; returns (metrics dict, drift report).
+
+        `evaluator`: a `DriftEvaluator` of `model` to reuse (its compiled pass), or None.
+        """
         from bayesft_keras.evaluation import evaluate_drift
 
         report = evaluate_drift(
@@ -74,6 +77,7 @@ class DriftObjective:
             seed=self.seed,
             metric=self.metric,
             progress=False,
+            evaluator=evaluator,
         )
         return self.metrics_from_report(report), report
 

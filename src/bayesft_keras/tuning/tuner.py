@@ -20,6 +20,7 @@ import keras_tuner
 from bayesft_keras.device import seeds
 from bayesft_keras.tuning import distributed
 from bayesft_keras.tuning import durable
+from bayesft_keras.tuning import reuse
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
 from bayesft_keras.tuning.oracle import BayesFTOracle
@@ -49,6 +50,11 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         trials_csv: optional path of a CSV with every finished trial.
         trial_seed: seeds every trial through `bayesft_keras.device.seeds.trial_seed`;
             None leaves the process's random state as it is.
+        compile_once: True: every trial trains and scores one shared model, traced and
+            compiled once per search (`bayesft_keras.tuning.reuse`); an error if the
+            hypermodel's trials differ in architecture. "auto" (default): so when they do
+            not, else a new model per trial, and a line that says why. False: a new model
+            per trial.
         **kwargs: the arguments of the Keras Tuner tuner.
     """
 
@@ -61,9 +67,16 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         hparams_logger=None,
         trials_csv=None,
         trial_seed=None,
+        compile_once="auto",
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.compile_once = reuse.check_compile_once(compile_once)
+        self._shared = None  # the `SharedTrialModel`, made at the first trial
+        if self.compile_once is True and self._reuse_blocker() is not None:
+            raise ValueError(
+                f"`compile_once=True`, but this search's trials cannot share one model: {self._reuse_blocker()}."
+            )
         distributed.secure_worker_oracle(self)  # a worker's calls to the chief carry the run's token
         self.trial_seed = trial_seed
         self.objective_spec = objective_spec or DriftObjective()
@@ -94,11 +107,13 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         # Under a tf.distribute strategy (data-parallel training) when one is given;
         # fit too, as it may compile again (the one-cycle schedule needs the step count).
         with keras_tuner.engine.tuner.maybe_distribute(self.distribution_strategy):
-            model = self.hypermodel.build(hp)
+            shared = self._shared_model()
+            model = self.hypermodel.build(hp) if shared is None else shared.model_for(hp)
             built = time.perf_counter()
             self.hypermodel.fit(hp, model, *args, **kwargs)
         trained = time.perf_counter()
-        metrics, report = self.objective_spec.evaluate(model, *self.validation_data)
+        evaluator = None if shared is None else shared.evaluator_for(model, self.objective_spec.metric)
+        metrics, report = self.objective_spec.evaluate(model, *self.validation_data, evaluator=evaluator)
         scored = time.perf_counter()
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         with durable.saving(trial_dir):
@@ -121,6 +136,23 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         }
         self._trial_metrics = metrics
         return metrics
+
+    def _shared_model(self):
+        """The search's `SharedTrialModel`, or None when every trial builds its own model."""
+        if self._shared is not None or self.compile_once is False:
+            return self._shared
+        blocker = self._reuse_blocker()
+        if blocker is None:
+            self._shared = reuse.SharedTrialModel(self.hypermodel)
+        else:
+            print(f"{self.method}: one model per trial ({blocker}).", flush=True)
+            self.compile_once = False
+        return self._shared
+
+    def _reuse_blocker(self):
+        if self.distribution_strategy is not None:
+            return "a tf.distribute strategy trains each trial"
+        return reuse.reuse_blocker(self.hypermodel)
 
     def trial_files(self, trial):
         # A finished trial without its model (a copy from an older version, a damaged disk)
