@@ -9,7 +9,10 @@ also runs an epoch per call (`steps_per_execution`; same accuracy to the last di
 
 On the TensorFlow backend `array_feed` builds that pipeline once: the same batches as
 `fit` on arrays, reshuffled every epoch from a seed. `BayesFTHyperModel.fit` uses it and sets
-the epoch per call. Other backends, and data that is not a pair of arrays, keep Keras's path.
+the epoch per call. On the other backends `ArrayBatches` gives the same batches from a seed
+of its own, so that a trial's batch order does not depend on what else drew from the
+backend's global generator (on torch, a model's first fit does). Data that is not a pair of
+arrays keeps Keras's path.
 """
 
 import math
@@ -57,6 +60,37 @@ def array_feed(x, y, batch_size, *, shuffle=True, seed=None):
     return dataset, steps
 
 
+class ArrayBatches(keras.utils.PyDataset):
+    """The batches of `fit` on `(x, y)`, reshuffled at every epoch from a seed.
+
+    Args:
+        x, y: the training inputs and labels, arrays of one length.
+        batch_size: examples per step; the last batch of an epoch may be smaller.
+        shuffle: reshuffle the examples at every epoch.
+        seed: seeds the shuffles; `None` draws one from NumPy's global generator.
+    """
+
+    def __init__(self, x, y, batch_size, *, shuffle=True, seed=None):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.shuffle = x, y, int(batch_size), bool(shuffle)
+        if seed is None and shuffle:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        self._rng = np.random.default_rng(seed)
+        self._order = np.arange(len(x))
+        self.on_epoch_end()
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index):
+        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.x[batch], self.y[batch]
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._order = self._rng.permutation(len(self.x))
+
+
 def epoch_per_call():
     """Whether a fit may run an epoch per compiled call (`steps_per_execution`) here.
 
@@ -86,9 +120,12 @@ def fed_arguments(args, kwargs):
         return args, kwargs
     x = args[0] if args else kwargs.get("x")
     y = args[1] if len(args) > 1 else kwargs.get("y")
-    fed = array_feed(x, y, kwargs.get("batch_size") or 32, shuffle=kwargs.get("shuffle", True))
-    if fed is None:
-        return args, kwargs
-    dataset, steps = fed
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y", "batch_size", "shuffle", "validation_split")}
-    return (dataset,), dict(kwargs, steps_per_epoch=steps, shuffle=False)
+    batch_size, shuffle = kwargs.get("batch_size") or 32, kwargs.get("shuffle", True)
+    fed = array_feed(x, y, batch_size, shuffle=shuffle)
+    rest = {k: v for k, v in kwargs.items() if k not in ("x", "y", "batch_size", "shuffle", "validation_split")}
+    if fed is not None:
+        dataset, steps = fed
+        return (dataset,), dict(rest, steps_per_epoch=steps, shuffle=False)
+    if keras.backend.backend() != "tensorflow" and _is_array(x) and _is_array(y) and len(x) == len(y) > 0:
+        return (ArrayBatches(x, y, batch_size, shuffle=shuffle),), dict(rest, shuffle=False)
+    return args, kwargs
