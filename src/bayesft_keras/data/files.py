@@ -75,9 +75,10 @@ def resolve(dataset):
 def fingerprint(path):
     """A short content fingerprint of a dataset file or folder, to tell a changed one on resume.
 
-    A `.npz`: the SHA-256 of its bytes. A folder: the SHA-256 of every file's
-    relative path and size (reading every image would cost as much as loading
-    them; an image edited in place to the same size goes unnoticed).
+    A `.npz`: the SHA-256 of its bytes. A folder: the SHA-256 of every
+    non-hidden file's relative path and size (reading every image would cost
+    as much as loading them; an image edited in place to the same size goes
+    unnoticed).
     """
     path = os.path.abspath(path)
     digest = hashlib.sha256()
@@ -91,8 +92,9 @@ def fingerprint(path):
             _FINGERPRINTS[key] = "sha256:" + digest.hexdigest()[:16]
         return _FINGERPRINTS[key]
     for root, dirs, names in os.walk(path):
-        dirs.sort()
-        for name in sorted(names):
+        # Hidden files (.DS_Store, .ipynb_checkpoints) are not data: Keras skips them too.
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(n for n in names if not n.startswith(".")):
             full = os.path.join(root, name)
             digest.update(f"{os.path.relpath(full, path)}\0{os.path.getsize(full)}\n".encode())
     return "files-sha256:" + digest.hexdigest()[:16]

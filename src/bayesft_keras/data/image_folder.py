@@ -131,10 +131,10 @@ def _image_format(paths, source, input_shape):
                 f"({' '.join(str(e).split())})"
             ) from None
     color_mode = "grayscale" if grey else "rgb"
-    if len(sizes) == 1:
-        return next(iter(sizes)), color_mode
-    if input_shape is not None:
+    if input_shape is not None and len(sizes) != 1:
         return (int(input_shape[0]), int(input_shape[1])), color_mode
+    if len(sizes) <= 1:  # one size (no images: `_index` refused the folder already)
+        return next(iter(sizes), (1, 1)), color_mode
     (first, a), (second, b) = list(sizes.items())[:2]
     raise ValueError(
         f"The images of dataset {source!r} must share one size, or be resized to `input_shape` "
