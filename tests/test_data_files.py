@@ -265,6 +265,10 @@ def test_bad_folders(tmp_path):
     _image_folder(tmp_path / "split" / "test", ["a", "z"], per_class=3)
     with pytest.raises(ValueError, match=r"has classes \['z'\] that train/ lacks. Received: train classes \['a', 'b'\]"):
         data.load(str(tmp_path / "split"))
+    broken = _image_folder(tmp_path / "broken", ["a", "b"], per_class=2)
+    (tmp_path / "broken" / "a" / "9.png").write_text("not a png")
+    with pytest.raises(ValueError, match=r"must hold readable images. Received: '.*a/9.png'"):
+        data.load(broken)
     (tmp_path / "records").mkdir()
     (tmp_path / "records" / "x.tfrecord").write_bytes(b"")
     with pytest.raises(ValueError, match=r"TFRecord files but no dataset_info.json.*Received: dataset="):
