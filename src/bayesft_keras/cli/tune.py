@@ -19,7 +19,10 @@ def _parse_list(value):
 def tune(
     task: Optional[str] = typer.Option(None, help="classification (default) or detection (scored by mAP@0.5)."),
     arch: Optional[str] = typer.Option(None, help="Architecture: mlp, lenet5, alexnet, vgg (=vgg11), vgg11, vgg16, resnet18, mobilenetv2; detection: centernet."),
-    dataset: Optional[str] = typer.Option(None, help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, or a tfds dataset (mnist, cifar10, ...)."),
+    dataset: Optional[str] = typer.Option(None, help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, a tfds dataset (mnist, cifar10, ...), or your own data: a .npz file (x/y or x_train/y_train, ...), a folder of class subfolders of images, or a tfds-prepared folder."),
+    input_shape: Optional[str] = typer.Option(
+        None, "--input-shape", help="Bring the images to H,W,C first (e.g. 32,32,3); needed for a folder of images of several sizes."
+    ),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="tfds data directory."),
     sigma: Optional[float] = typer.Option(None, help="Target drift sigma of the objective."),
     chips: Optional[int] = typer.Option(None, help="Simulated chips per objective evaluation."),
@@ -97,6 +100,7 @@ def tune(
 
         sigma = load_device(device).target
     config = config.replace(
+        input_shape=parse_input_shape(input_shape),
         device=device,
         task=task,
         arch=arch,
@@ -143,6 +147,19 @@ def tune(
         typer.echo(f"Worker {cluster.worker_id}: the search is over; trials run here: {trials}.")
         return
     _print_result(result)
+
+
+def parse_input_shape(text):
+    """`"H,W,C"` -> (H, W, C); None stays None."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        fail(f"`input_shape` must be H,W,C of positive integers (e.g. 28,28,1). Received: input_shape={text!r}")
+    return shape
 
 
 def default_preset(task=None):

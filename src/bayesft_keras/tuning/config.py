@@ -11,6 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from bayesft_keras import data
 from bayesft_keras import tasks
 from bayesft_keras.device import quantization
 from bayesft_keras.utils import checks
@@ -43,7 +44,9 @@ class TuneConfig:
     # PyTorch's, as the authors train; "he" for resnet18/mobilenetv2)
     init: str | None = None
     init_scale: float = 1.0
-    # data
+    # data: a name of `bayesft_keras.data`, or the user's .npz file or image folder,
+    # kept as an absolute path with its content fingerprint (set from the data, not
+    # by the user): a resume finds the file from any folder, and is refused once it changed
     dataset: str = "digits"
     data_dir: str | None = None
     max_train_examples: int | None = None
@@ -89,8 +92,11 @@ class TuneConfig:
     report_sigmas: tuple = (0.0, 1.5, 31)
     report_chips: int = 20
     seed: int = 0
+    dataset_fingerprint: str | None = dataclasses.field(default=None, init=False)
 
     def __post_init__(self):
+        self.dataset = data.resolve(self.dataset)  # a path: absolute, checked to exist
+        self.dataset_fingerprint = data.fingerprint(self.dataset)
         self.validate()
 
     def validate(self):
@@ -169,7 +175,8 @@ class TuneConfig:
 
     def replace(self, **overrides):
         """A copy with the given fields replaced; None values are ignored."""
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        # init=False fields (dataset_fingerprint) come from the data, never from a setting.
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self) if f.init}
         if unknown:
             raise ValueError(f"Unknown setting(s) {sorted(unknown)}")
         values = {k: _normalise(k, v) for k, v in overrides.items() if v is not None}
