@@ -32,6 +32,10 @@ def tune(
     ),
     trials: Optional[int] = typer.Option(None, help="Search budget: trials per tuned method."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs per trial."),
+    trials_at_once: Optional[str] = typer.Option(
+        None, "--trials-at-once",
+        help="Trials trained together as copies in one compiled model (a GPU's idle time): a number, or auto (from the GPU's free memory; 1 on a CPU).",
+    ),
     preset: Optional[str] = typer.Option(None, help="A preset name from tuners/ or a path to a TOML file (default: quick; detection-quick with --task detection)."),
     dir: Optional[Path] = typer.Option(None, "--dir", help="Run directory (default: runs/<preset>); reuse it to resume."),
     seed: Optional[int] = typer.Option(None, help="Seed of data splits, training, oracle and chips."),
@@ -120,6 +124,7 @@ def tune(
         init_scale=init_scale,
         search_space=search_space,
         warm_start_epochs=warm_start_epochs,
+        trials_at_once=_parse_trials_at_once(trials_at_once),
     )
     _check_names(config)
     directory = dir or Path("runs") / config.name
@@ -210,3 +215,13 @@ def _print_result(result):
     for line in verdict_lines(result, METHOD_TITLES):
         console.print(line)
     console.print(f"Run directory: {result.directory} (tensorboard --logdir {result.directory / 'tb'})")
+
+
+def _parse_trials_at_once(value):
+    """`--trials-at-once`: "auto", a number as an int; anything else as given (the config refuses it)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        return value

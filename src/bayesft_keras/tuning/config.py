@@ -75,6 +75,10 @@ class TuneConfig:
     baselines: tuple = ("no_dropout",)
     uniform_rate: float = 0.5
     noise_injection_range: tuple = (0.1, 1.5)
+    # trials trained together in one compiled model (tuning.group): a number or "auto"
+    trials_at_once: int | str = 1
+    # every trial trains one model compiled once (tuning.reuse): true, false or "auto"
+    compile_once: bool | str = "auto"
     # training
     # > 0: train the network once without dropout for this many epochs, and
     # start every trial and baseline from those weights (a warm start, as the
@@ -165,6 +169,10 @@ class TuneConfig:
             or not 0 < self.init_scale < float("inf")
         ):
             fail("init_scale", self.init_scale, "a positive finite number")
+        if not (self.trials_at_once == "auto" or _positive_int(self.trials_at_once)):
+            fail("trials_at_once", self.trials_at_once, "an integer >= 1 or 'auto'")
+        if not (self.compile_once is True or self.compile_once is False or self.compile_once == "auto"):
+            fail("compile_once", self.compile_once, "true, false or 'auto'")
         if self.search_space not in SEARCH_SPACES:
             fail("search_space", self.search_space, f"one of {list(SEARCH_SPACES)}")
         if self.initial_rates is not None and (

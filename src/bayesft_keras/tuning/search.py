@@ -284,6 +284,7 @@ def _tuner_options(run, distribution_strategy, worker):
         overwrite=False,
         seed=run.config.seed,
         distribution_strategy=distribution_strategy,
+        compile_once=run.config.compile_once,
     )
 
 
@@ -305,6 +306,7 @@ def _bayesft_search(run, common):
             initial_values=_initial_values(config, hypermodel),
             project_name="bayesft",
             method="bayesft",
+            trials_at_once=config.trials_at_once,
             **common,
         )
     }
@@ -334,7 +336,8 @@ def _baseline_searches(run, common):
     tuners = {}
     if "random" in config.baselines:
         tuners["random"] = lambda: DriftRandomSearch(
-            hypermodel, max_trials=config.trials, project_name="random", method="random", **common
+            hypermodel, max_trials=config.trials, project_name="random", method="random",
+            trials_at_once=config.trials_at_once, **common
         )
     for method, rate in (("uniform", config.uniform_rate), ("no_dropout", 0.0)):
         if method in config.baselines:
