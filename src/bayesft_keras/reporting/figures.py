@@ -24,6 +24,12 @@ def _figure(width=7, height=4.8):
     return figure, figure.add_subplot()
 
 
+def swept(run):
+    """How the page writes the swept parameter: "σ" for drift, else the parameter's name (e.g. t)."""
+    param = next(iter(run.reports.values())).param
+    return "σ" if param == "sigma" else param
+
+
 def _colors(run):
     # One colour per method, the same on every figure of the page (and as the drift curves').
     return {method: f"C{i % 10}" for i, method in enumerate(run.reports)}
@@ -60,9 +66,9 @@ def search_progress(run, chance=None):
         axes.scatter(trials, scores, color=color, s=18, alpha=0.6, label=f"{_title(run, method)}: each trial")
         axes.step(trials, best, where="post", color=color, linewidth=1.8, label=f"{_title(run, method)}: best so far")
     rendering.score_axis(axes, "accuracy", chance=chance)
-    axes.set_ylabel("validation objective (mean accuracy at target σ, 0–1)")
+    axes.set_ylabel(f"validation objective (accuracy at target {swept(run)}, 0–1)")
     axes.set_xlabel("trial number (in the order the trials ran)")
-    axes.set_title(f"Search progress: best objective so far (σ = {run.config.get('sigma')})")
+    axes.set_title(f"Search progress: best objective so far ({swept(run)} = {run.config.get('sigma')})")
     axes.xaxis.get_major_locator().set_params(integer=True)
     rendering.legend_below(axes)
     figure.tight_layout()
@@ -117,7 +123,7 @@ def clean_vs_drift(run, chance=None):
         axes.axvline(float(chance), color="0.55", linestyle="--", linewidth=1)
     axes.set_xlim(-0.02, 1.02)
     axes.set_xlabel("clean accuracy, noise off (validation, 0–1)")
-    axes.set_ylabel(f"drift accuracy at σ = {run.config.get('sigma')} (validation, 0–1)")
+    axes.set_ylabel(f"drift accuracy at {swept(run)} = {run.config.get('sigma')} (validation, 0–1)")
     axes.set_title("Every trial: accuracy without and with drift")
     rendering.legend_below(axes)
     figure.tight_layout()

@@ -99,18 +99,21 @@ def _results(run, chance, threshold):
     means = [number(r[2]) for r in rows]
     classes = ["best" if m == max(means) else None for m in means]
     report = next(iter(run.reports.values()))
-    where = f"σ = {at[0]:g}" + ("" if abs(at[0] - float(sigma)) < 1e-9 else f" (the swept value nearest {sigma})")
-    header = ["method", "clean accuracy", f"accuracy at {where}", "p5–p95 of chips",
+    where = f"{figures.swept(run)} = {at[0]:g}"
+    if abs(at[0] - float(sigma)) > 1e-9:
+        where += f" (the swept value nearest {sigma})"
+    metric = report.metric
+    header = ["method", f"clean {metric}", f"{metric} at {where}", "p5–p95 of chips",
               f"yield (≥ {threshold:g})", "validation objective", "trials"]
     chance_note = "" if chance is None else f" Guessing scores {chance:.3g} (chance)."
     words = (
         f"<p>Each method's best trial (highest validation objective) was scored on the test split"
         f"{'' if report.num_examples is None else f' ({report.num_examples} examples)'}. "
-        f"<b>Clean accuracy</b>: device noise off (quantization stays). <b>Accuracy at {where}</b>: the mean "
+        f"<b>Clean {metric}</b>: device noise off (quantization stays). <b>{metric.capitalize()} at {where}</b>: the mean "
         f"over {report.chips} simulated chips, each with its own drift draw; <b>p5–p95</b>: the 5th and 95th "
-        f"percentile of those chips. <b>Yield</b>: the share of those chips whose accuracy is at least "
+        f"percentile of those chips. <b>Yield</b>: the share of those chips whose {metric} is at least "
         f"{threshold:g}. <b>Validation objective</b>: what the search maximised (validation split, "
-        f"{run.config.get('chips')} chips). The best accuracy at σ is highlighted.{chance_note}</p>"
+        f"{run.config.get('chips')} chips). The best {metric} at {figures.swept(run)} is highlighted.{chance_note}</p>"
     )
     parts = [words, html.table(header, rows, numeric=(1, 2, 3, 4, 5, 6), row_classes=classes)]
     best = figures.best_row(run.method_trials("bayesft"))

@@ -27,7 +27,7 @@ def plot_component(result, path, title=None, chance=None):
     from bayesft_keras.study.summary import HURTS
 
     # The object-oriented API with an Agg canvas: no pyplot, no global backend change.
-    figure = Figure(figsize=(7, 4.8), dpi=120)
+    figure = Figure(figsize=(7, 4.5), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for index, (stats, comparison) in enumerate(result.rows()):
