@@ -24,9 +24,9 @@ best_model.keras and the reports as above.
 `run_search` runs its steps top-down: `_set_up` (data, objective,
 hypermodels), `_warm_start`, `_tuners` (BayesFT's search, then the
 baselines'), `_run_searches` (each search, then its report) and `_finish`
-(plot, summary). The data, the hypermodels and the metric come from the
-config's task (`bayesft_keras.tasks`); the files other than Keras Tuner's are
-written by `artifacts`.
+(plot, summary, report.html). The data, the hypermodels and the metric come
+from the config's task (`bayesft_keras.tasks`); the files other than Keras
+Tuner's are written by `artifacts`, report.html by `bayesft_keras.reporting`.
 """
 
 import contextlib
@@ -439,12 +439,14 @@ def _report_method(run, method, tuner):
 
 
 def _finish(run, results):
-    """The comparison plot and RUN/summary.md of the reported methods."""
+    """The comparison plot, RUN/summary.md and RUN/report.html of the reported methods."""
     from bayesft_keras.evaluation import plot_reports
+    from bayesft_keras.reporting import write_report
 
-    plot_reports([r.report for r in results.values()], run.directory / artifacts.REPORTS_DIR / "comparison.png")
-    result = SearchResult(
-        config=run.config, directory=run.directory, methods=results, chance=run.task.chance(run.ds)
-    )
+    chance = run.task.chance(run.ds)
+    path = run.directory / artifacts.REPORTS_DIR / "comparison.png"
+    plot_reports([r.report for r in results.values()], path, chance=chance, target=run.config.sigma)
+    result = SearchResult(config=run.config, directory=run.directory, methods=results, chance=chance)
     artifacts.write_summary(result)
+    write_report(run.directory, chance=chance)
     return result
