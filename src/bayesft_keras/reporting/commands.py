@@ -32,6 +32,8 @@ TUNE_FLAGS = {
     "init_scale": "--init-scale",
     "search_space": "--search-space",
     "warm_start_epochs": "--warm-start-epochs",
+    "input_shape": "--input-shape",
+    "trials_at_once": "--trials-at-once",
 }
 # How the CLI spells a None or an empty list of these fields.
 _NONE_SPELLING = {"bits": "none", "init": "default", "baselines": "none"}
