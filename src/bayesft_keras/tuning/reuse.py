@@ -106,7 +106,9 @@ def copy_state(source, target):
             "one compiled model. Pass `compile_once=False`."
         )
     for s, t in pairs:
-        t.assign(s.value)
+        # A copy: JAX's train step donates its variables' buffers, and one source may fill
+        # several targets (a group's empty places).
+        t.assign(ops.copy(s.value))
     for s, t in zip(walk_layers(source), walk_layers(target)):
         if isinstance(t, SiteDropout):
             t.rate = s.rate  # the config's value; the variable came with the others
