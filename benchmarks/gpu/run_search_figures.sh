@@ -28,7 +28,8 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 echo "wheels installed in $(( $(date +%s) - start )) s: $(cd "$WHEELS" && ls | tr '\n' ' ')"
 export PYTHONPATH=/tmp/site:$SRC PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/nvidia-smi.txt"
+# Printed only: $OUT keeps two files a backend (the device returns at most 8).
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
 status=0
 for backend in $BACKENDS; do
   upper=$(echo "$backend" | tr a-z A-Z)

@@ -61,6 +61,7 @@ IMPORT_S = time.perf_counter() - T0
 REUSE_OPTIONS = ("compile_once", "trials_at_once")
 PAPER_VGG_EPOCHS = 20
 KNOWN_PHASES = ("build", "fit", "score", "save", "hparams")
+GROUP_AUTO = 8  # the most trials `trials_at_once="auto"` trains together: the deadline's estimate
 FIT_RECORDS = []  # module-level: survives a tuner that deep-copies its callbacks
 
 
@@ -146,9 +147,14 @@ def reuse_options(requested):
 class TimedTuner(BayesFTTuner):
     """`BayesFTTuner` that stamps each trial's begin and end and stops starting trials past a deadline."""
 
-    def __init__(self, *args, trial_log=None, stop_at=None, **kwargs):
+    def __init__(self, *args, trial_log=None, stop_at=None, group=1, **kwargs):
         super().__init__(*args, **kwargs)
-        self.trial_log, self.stop_at = trial_log, stop_at
+        self.trial_log, self.stop_at, self.group = trial_log, stop_at, group
+        self._ends = [now()]  # the search's start, then each trial's end
+
+    def on_search_begin(self):
+        self._ends = [now()]
+        super().on_search_begin()
 
     def on_trial_begin(self, trial):
         self.trial_log[trial.trial_id] = {"trial": trial.trial_id, "begin_s": now()}
@@ -161,7 +167,10 @@ class TimedTuner(BayesFTTuner):
         record["timings"] = dict(self.timings.get(trial.trial_id, {}))
         record["hp"] = dict(trial.hyperparameters.values)
         record["drift_accuracy"] = trial.score
-        last = record["end_s"] - record.get("begin_s", record["end_s"])
+        self._ends.append(record["end_s"])
+        # The next trial (or group: trained before its trials begin) costs about the last `group` trials.
+        gaps = [b - a for a, b in zip(self._ends[:-1], self._ends[1:])]
+        last = sum(gaps[-self.group:])
         if self.stop_at is not None and now() + last > self.stop_at and len(self.oracle.trials) < self.oracle.max_trials:
             self.oracle.max_trials = len(self.oracle.trials)  # Keras Tuner's own stop: no new trial
             self.trial_log["_stopped_early"] = True
@@ -296,13 +305,14 @@ def run_part(name, config, data, trials, initial_values, args, reuse, gpu, figur
         "arch": config.arch, "width": config.width, "sites": list(hypermodel.sites),
     }
     trial_log = {}
+    k = reuse["passed"].get("trials_at_once", 1)
     FIT_RECORDS.clear()
     directory = tempfile.mkdtemp(prefix=f"{name}-", dir=args.workdir)
     tuner = TimedTuner(
         hypermodel, objective_spec=objective, validation_data=(xv, yv), max_trials=trials,
         num_initial_points=config.initial_points, initial_values=values or None, seed=config.seed,
         directory=directory, project_name=name, overwrite=True, trial_log=trial_log, stop_at=stop_at,
-        **reuse["passed"],
+        group=GROUP_AUTO if k == "auto" else k, **reuse["passed"],
     )
     part["tuner_attributes"] = {k: repr(getattr(tuner, k)) for k in REUSE_OPTIONS if hasattr(tuner, k)}
 
