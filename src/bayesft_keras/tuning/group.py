@@ -13,7 +13,9 @@ compiled step. Each copy sees what its trial would see alone:
   weight alone, and the step counter is shared because the copies step together.
 
 So a trial trained in a group ends with the weights it gets alone, to float tolerance (the
-backend may order the arithmetic differently). The group is built and traced once per search;
+backend may order the arithmetic differently). On JAX the copies are not side by side in one
+model but one vectorized step (`tuning.vmapped`): one batched kernel per layer for all k, and
+an epoch per compiled call. The group is built and traced once per search;
 a last group of fewer trials fills its empty places with copies of its first trial.
 """
 
@@ -138,6 +140,9 @@ class TrialGroup:
         # Empty places train a copy of the first trial, whose result nobody reads.
         filled = list(models) + [models[0]] * (self.size - len(models))
         seeds = list(seeds) + [seeds[0]] * (self.size - len(models))
+        if keras.backend.backend() == "jax":
+            self._train_vmapped(filled, seeds, x, y, epochs, batch_size, shuffle)
+            return self.copies[: len(models)]
         first = self.model is None
         if first:
             self._build(filled)
@@ -153,6 +158,21 @@ class TrialGroup:
             self.model.steps_per_execution = steps  # one compiled call per epoch, as a trial alone
         self.model.fit(data, epochs=epochs, verbose=verbose, **fit_kwargs)
         return self.copies[: len(models)]
+
+    def _train_vmapped(self, models, seeds, x, y, epochs, batch_size, shuffle):
+        from bayesft_keras.tuning.vmapped import VmappedTrainer
+
+        if not self.copies:
+            self.copies = [keras.models.clone_model(m) for m in models]
+        for source, target in zip(models, self.copies):
+            copy_state(source, target)
+        total = epochs * math.ceil(len(x) / batch_size)
+        if self._total_steps != total:
+            optimizer = self.hypermodel.optimizer(total)
+            optimizer.build(self.copies[0].trainable_variables)
+            self._trainer = VmappedTrainer(self.copies[0], optimizer)
+            self._total_steps = total
+        self._trainer.train(self.copies, seeds, x, y, epochs, batch_size, shuffle)
 
     def _build(self, models):
         inputs = [keras.Input(tuple(models[0].input_shape[1:]), name=f"x{j}") for j in range(self.size)]
