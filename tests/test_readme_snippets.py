@@ -12,6 +12,7 @@ their types, without running the command); the cheap ones (`--version`, `info`, 
 
 import re
 import shlex
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -22,8 +23,6 @@ from typer.testing import CliRunner
 from bayesft_keras.cli import app
 from bayesft_keras.device.chip import device_layers
 from bayesft_keras.device.chip import noise_off
-
-from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TEXT = README.read_text(encoding="utf-8")
