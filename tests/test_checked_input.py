@@ -553,12 +553,13 @@ def test_a_rejected_run_leaves_its_directory_free_and_more_trials_continue(tmp_p
     result = _invoke("tune", "--preset", preset, "--dir", run, "--quiet")
     assert result.exit_code == 0, result.output
     assert _trials(run) == ["0"] and json.loads((run / "config.json").read_text())["trials"] == 1
-    # More trials: the search goes on from trial 0, which is not trained again.
-    first = (run / "kt" / "bayesft" / "trial_0" / "model.keras").stat().st_mtime_ns
+    # More trials: the search goes on from trial 0, which is not trained again (a trial writes its
+    # drift report once, when it ends; its model is deleted if it is not the best).
+    first = (run / "kt" / "bayesft" / "trial_0" / "drift_report.json").stat().st_mtime_ns
     result = _invoke("tune", "--preset", preset, "--dir", run, "--quiet", "--trials", "2")
     assert result.exit_code == 0, result.output
     assert _trials(run) == ["0", "1"] and json.loads((run / "config.json").read_text())["trials"] == 2
-    assert (run / "kt" / "bayesft" / "trial_0" / "model.keras").stat().st_mtime_ns == first
+    assert (run / "kt" / "bayesft" / "trial_0" / "drift_report.json").stat().st_mtime_ns == first
     # Fewer trials, or another setting, stay refused.
     _one_line_error(_invoke("tune", "--preset", preset, "--dir", run, "--trials", "1"), r"trials: 2 there, 1 now")
     _one_line_error(_invoke("tune", "--preset", preset, "--dir", run, "--trials", "2", "--chips", "3"), r"chips: 2 there, 3 now")

@@ -10,10 +10,12 @@ import csv
 import errno
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -143,25 +145,77 @@ def _search(tmp_path, run):
     return run_search(load_preset(str(_preset(tmp_path))), run, verbose=0)
 
 
+def _models(run):
+    """method -> the trial ids whose model.keras is on disk."""
+    models = {}
+    for path in sorted((run / "kt").glob("*/trial_*/model.keras")):
+        if path.parts[-2].endswith(".torn"):  # a damaged trial's folder, set aside
+            continue
+        models.setdefault(path.parts[-3], []).append(path.parts[-2][len("trial_"):])
+    return models
+
+
+def _sorted_trials(run):
+    return sorted(_trials(run), key=lambda r: (r["method"], int(r["trial"])))
+
+
+def _best_trial(run, method):
+    rows = [r for r in _trials(run) if r["method"] == method]
+    return max(rows, key=lambda r: float(r["drift_accuracy"]))["trial"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["oracle.json", "trial_1/trial.json", "tuner0.json", "trial_2/trial.json", "trial_1/model.keras"]
+    "name", ["oracle.json", "trial_1/trial.json", "tuner0.json", "trial_2/trial.json", "best/model.keras"]
 )
 def test_a_torn_keras_tuner_file_is_named_and_its_trial_runs_again(tmp_path, uninterrupted, name):
     reference = uninterrupted[0]
     run = tmp_path / "run"
     _search(tmp_path, run)
+    # The one model a finished search keeps is its best trial's (the others are deleted).
+    name = name.replace("best", f"trial_{_best_trial(run, 'bayesft')}")
     torn = run / "kt" / "bayesft" / name
     data = torn.read_bytes()
     # Killed mid-write, as files were before atomic writes; a model of 0 bytes, as on a full disk.
     torn.write_bytes(b"" if name.endswith(".keras") else data[: len(data) // 2])
     with pytest.warns(durable.TornFileWarning, match=name.replace("/", ".")):
         _search(tmp_path, run)
-    if name.startswith("trial_"):
+    if name.endswith("trial.json"):
         # The trial ran again under its id; its rates are proposed anew, so only the others must match.
         assert [r["trial"] for r in _trials(run) if r["method"] == "bayesft"] == ["0", "1", "2", "3"]
+        assert _models(run)["bayesft"] == [_best_trial(run, "bayesft")]  # the report had its model
+    elif name.endswith("model.keras"):
+        # A damaged model: the trial ran again with its own rates and seed, to the same model
+        # (its row moved after the other method's, as the trial ended last).
+        assert _sorted_trials(run) == _sorted_trials(reference)
+        reports = _reports(run)
+        assert reports.pop(("bayesft", name.replace("/model.keras", ".torn"))) == reports[("bayesft", name.split("/")[0])]
+        assert reports == _reports(reference)
+        assert _models(run) == _models(reference)
     else:
         _assert_same_search(run, reference)
+
+
+@pytest.mark.slow
+def test_only_the_best_trials_keep_their_model_and_the_run_resumes_and_grows(tmp_path, uninterrupted):
+    reference = uninterrupted[0]
+    assert _models(reference) == {"bayesft": [_best_trial(reference, "bayesft")], "no_dropout": ["0"]}
+    assert len(list((reference / "kt" / "bayesft").glob("trial_*/trial.json"))) == 4
+    summary = (reference / "summary.md").read_text()
+    assert "- `kt/<method>/trial_<id>/model.keras`: the trained network of each search's best trial only" in summary
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    # A resume of the finished search: no trial runs again for a deleted model.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", durable.TornFileWarning)
+        _search(tmp_path, run)
+    _assert_same_search(run, reference)
+    # More trials: the search goes on from the trials it holds, and again keeps only the best model.
+    result = run_search(load_preset(str(_preset(tmp_path))).replace(trials=6), run, verbose=0)
+    assert [r["trial"] for r in _trials(run) if r["method"] == "bayesft"] == ["0", "1", "2", "3", "4", "5"]
+    assert _models(run) == {"bayesft": [_best_trial(run, "bayesft")], "no_dropout": ["0"]}
+    before = max(float(r["drift_accuracy"]) for r in _trials(reference) if r["method"] == "bayesft")
+    assert result.best.validation_score >= before - 1e-6  # the first four trials are the same
 
 
 @pytest.mark.slow

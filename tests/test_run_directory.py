@@ -128,3 +128,16 @@ def test_a_failed_model_save_is_one_clear_error_and_leaves_no_file(tmp_path, mon
         save_model(model, tmp_path / "other.keras")
     assert sorted(os.listdir(tmp_path)) == ["model.keras"]
     assert isinstance(SaveFailed("x"), kt.errors.FatalError)  # Keras Tuner does not mark the trial FAILED
+
+
+def test_summary_says_what_each_file_is_and_lists_the_warm_start_only_when_there_is_one():
+    from bayesft_keras.tuning import artifacts
+    from bayesft_keras.tuning.config import TuneConfig
+
+    cold = dict(artifacts.run_files(TuneConfig(warm_start_epochs=0)))
+    warm = dict(artifacts.run_files(TuneConfig(warm_start_epochs=3)))
+    assert artifacts.WARM_START_FILE not in cold and "resume needs it" in warm[artifacts.WARM_START_FILE]
+    assert set(warm) - set(cold) == {artifacts.WARM_START_FILE}
+    for name in ("summary.md", "config.json", "trials.csv", "best_model.keras", "reports/comparison.png", "tb/"):
+        assert cold[name], name
+    assert cold["kt/<method>/trial_<id>/model.keras"].startswith("the trained network of each search's best trial only")

@@ -93,15 +93,16 @@ def test_a_killed_search_resumes_and_keeps_every_finished_trial(tmp_path):
     process.wait()
     before = _read_trials(run / "trials.csv")
     assert len(before) == 1
-    first_model = run / "kt" / "bayesft" / "trial_0" / "model.keras"
-    first_mtime = first_model.stat().st_mtime_ns
+    # Written once, when the trial ends (its model is deleted at the end unless it is the best).
+    first_report = run / "kt" / "bayesft" / "trial_0" / "drift_report.json"
+    first_mtime = first_report.stat().st_mtime_ns
 
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     after = _read_trials(run / "trials.csv")
     assert [r["trial"] for r in after] == ["0", "1", "2"]  # every trial exactly once
     assert after[0] == before[0]  # the finished trial was kept as it was ...
-    assert first_model.stat().st_mtime_ns == first_mtime  # ... and not trained again
+    assert first_report.stat().st_mtime_ns == first_mtime  # ... and not trained again
     assert (run / "best_model.keras").is_file()
 
 

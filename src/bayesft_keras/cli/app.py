@@ -1,13 +1,16 @@
 import functools
+import importlib.metadata
 import os
 import sys
 
 import typer
 
+from bayesft_keras.cli.help_format import App
+
 # Below the CLI, so that the bridge's own command line shares it.
 from bayesft_keras.utils.values import UsageError
 
-app = typer.Typer(
+app = App(
     name="bayesft-keras",
     help="ReRAM drift simulation and BayesFT dropout search for Keras 3.",
     no_args_is_help=True,
@@ -16,8 +19,28 @@ app = typer.Typer(
 )
 
 
+def package_version():
+    """The installed distribution's version; a source tree that is not installed: `__version__`."""
+    try:
+        return importlib.metadata.version("bayesft-keras")
+    except importlib.metadata.PackageNotFoundError:
+        import bayesft_keras
+
+        return bayesft_keras.__version__
+
+
+def _print_version(value):
+    if value:
+        typer.echo(f"bayesft-keras {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root():
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
+):
     """ReRAM drift simulation and BayesFT dropout search for Keras 3."""
 
 

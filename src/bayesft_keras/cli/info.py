@@ -1,4 +1,5 @@
 from bayesft_keras.cli.app import app
+from bayesft_keras.cli.app import package_version
 
 
 @app.command()
@@ -6,7 +7,5 @@ def info():
     """Show the versions and the Keras backend in use."""
     import keras
 
-    import bayesft_keras
-
-    print(f"bayesft-keras {bayesft_keras.__version__}")
+    print(f"bayesft-keras {package_version()}")
     print(f"keras {keras.__version__} (backend: {keras.backend.backend()})")

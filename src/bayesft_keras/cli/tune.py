@@ -7,6 +7,7 @@ from bayesft_keras import tasks
 from bayesft_keras.cli.app import app
 from bayesft_keras.cli.app import fail
 from bayesft_keras.cli.app import user_errors
+from bayesft_keras.cli.help_format import PresetDefaultsCommand
 from bayesft_keras.utils.files import check_writable
 
 
@@ -14,7 +15,7 @@ def _parse_list(value):
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
-@app.command()
+@app.command(cls=PresetDefaultsCommand)  # --help shows the preset's values
 @user_errors
 def tune(
     task: Optional[str] = typer.Option(None, help="classification (default) or detection (scored by mAP@0.5)."),

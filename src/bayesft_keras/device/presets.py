@@ -1,4 +1,5 @@
-"""Device presets: TOML files in the top-level `devices/` folder, one device each.
+"""Device presets: TOML files shipped in the package (`bayesft_keras/presets/devices/`, linked as
+the top-level `devices/` of a clone), one device each.
 
 A preset names a device model (`[noise]`, built from its `class` and
 arguments; nested tables with a `class` are built the same way, e.g. a
@@ -11,12 +12,12 @@ with `--device` in `bayesft-keras tune` and `evaluate`; `lognormal`
 """
 
 import dataclasses
-import sys
 import tomllib
 from pathlib import Path
 
 import numpy as np
 
+from bayesft_keras import presets as shipped
 from bayesft_keras.device import conductance
 from bayesft_keras.device import noise as noise_lib
 from bayesft_keras.device import periphery as periphery_lib
@@ -52,18 +53,9 @@ class DevicePreset:
         return self.name == DEFAULT_DEVICE
 
 
-def device_dirs():
-    """Where presets are looked up by name: the repository's devices/, then the installed copy."""
-    here = Path(__file__).resolve()
-    return [here.parents[3] / "devices", Path(sys.prefix) / "share" / "bayesft-keras" / "devices"]
-
-
 def available_devices():
-    names = set()
-    for d in device_dirs():
-        if d.is_dir():
-            names.update(p.stem for p in d.glob("*.toml"))
-    return sorted(names)
+    """The names of the shipped device presets (`bayesft_keras/presets/devices/*.toml`)."""
+    return shipped.names(shipped.DEVICES)
 
 
 def find_device(name_or_path):
@@ -72,10 +64,9 @@ def find_device(name_or_path):
         if not path.is_file():
             raise FileNotFoundError(f"Device preset file not found: {name_or_path}")
         return path
-    for d in device_dirs():
-        candidate = d / f"{name_or_path}.toml"
-        if candidate.is_file():
-            return candidate
+    candidate = shipped.find(shipped.DEVICES, name_or_path)
+    if candidate is not None:
+        return candidate
     raise ValueError(
         f"`device` must be a .toml path or one of {available_devices()}. "
         f"Received: device={str(name_or_path)!r}"
@@ -83,10 +74,11 @@ def find_device(name_or_path):
 
 
 def load_device(name_or_path=DEFAULT_DEVICE):
-    """Reads a device preset (a name from devices/ or a path to a TOML file)."""
+    """Reads a device preset (a shipped preset's name, see `available_devices`, or a path to a TOML
+    file)."""
     path = find_device(name_or_path)
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             raw = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"Cannot read device preset {str(path)!r}: {e}") from None

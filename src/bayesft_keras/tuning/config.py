@@ -1,17 +1,18 @@
 """The settings of one BayesFT search, from a preset file and command-line overrides.
 
-Presets are TOML files (top-level `tuners/`). Their tables (`[model]`,
+Presets are TOML files shipped in the package (`bayesft_keras/presets/tuners/`,
+linked as the top-level `tuners/` of a clone). Their tables (`[model]`,
 `[search]`, ...) are for readability only: every key is unique and maps to one
 `TuneConfig` field, named like the CLI flag that overrides it.
 """
 
 import dataclasses
 import math
-import sys
 import tomllib
 from pathlib import Path
 
 from bayesft_keras import data
+from bayesft_keras import presets as shipped
 from bayesft_keras import tasks
 from bayesft_keras.device import quantization
 from bayesft_keras.utils import checks
@@ -220,18 +221,9 @@ def _normalise(name, value):
     return value
 
 
-def preset_dirs():
-    """Where presets are looked up by name: the repository's tuners/, then the installed copy."""
-    here = Path(__file__).resolve()
-    return [here.parents[3] / "tuners", Path(sys.prefix) / "share" / "bayesft-keras" / "tuners"]
-
-
 def available_presets():
-    names = set()
-    for d in preset_dirs():
-        if d.is_dir():
-            names.update(p.stem for p in d.glob("*.toml"))
-    return sorted(names)
+    """The names of the shipped presets (`bayesft_keras/presets/tuners/*.toml`)."""
+    return shipped.names(shipped.TUNERS)
 
 
 def find_preset(name_or_path):
@@ -240,20 +232,20 @@ def find_preset(name_or_path):
         if not path.is_file():
             raise FileNotFoundError(f"Preset file not found: {name_or_path}")
         return path
-    for d in preset_dirs():
-        candidate = d / f"{name_or_path}.toml"
-        if candidate.is_file():
-            return candidate
+    candidate = shipped.find(shipped.TUNERS, name_or_path)
+    if candidate is not None:
+        return candidate
     raise ValueError(
         f"Unknown preset {name_or_path!r}: pass a .toml path or one of {available_presets()}"
     )
 
 
 def load_preset(name_or_path=DEFAULT_PRESET):
-    """Reads a preset (a name from tuners/ or a path to a TOML file) into a `TuneConfig`."""
+    """Reads a preset (a shipped preset's name, see `available_presets`, or a path to a TOML file)
+    into a `TuneConfig`."""
     path = find_preset(name_or_path)
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             raw = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"Cannot read preset {str(path)!r}: {e}") from None

@@ -107,20 +107,26 @@ class DurableOracleMixin:
         return torn
 
     def run_again(self, trial_id, reason):
-        """Sets a finished trial's folder aside (`reason` says why) and runs the trial again."""
+        """Sets a finished trial's folder aside (`reason` says why) and runs the trial again.
+
+        With its own values: a trial's randomness derives from (seed, method, trial id), so
+        the trial trains to the model it had, and the search goes on as if nothing was lost.
+        """
         trial = self.trials.pop(trial_id)
         self._set_aside(self._get_trial_dir(trial.trial_id), reason)
         self.set_state(self._without_missing_trials(self.get_state()))
-        self._run_again(trial_id)
+        self._run_again(trial_id, values=dict(trial.hyperparameters.values))
 
-    def _run_again(self, trial_id):
-        # Keras Tuner numbers new trials by how many it holds: the torn trial keeps its place
-        # (and its id), with values proposed anew, and runs next.
-        response = self.populate_space(trial_id)
-        if response["status"] != keras_tuner.engine.trial.TrialStatus.RUNNING:
-            return
+    def _run_again(self, trial_id, values=None):
+        # Keras Tuner numbers new trials by how many it holds: the trial keeps its place (and
+        # its id) and runs next; a torn trial.json lost its values, which are proposed anew.
+        if values is None:
+            response = self.populate_space(trial_id)
+            if response["status"] != keras_tuner.engine.trial.TrialStatus.RUNNING:
+                return
+            values = response["values"]
         hyperparameters = self.hyperparameters.copy()
-        hyperparameters.values = response["values"]
+        hyperparameters.values = values
         trial = keras_tuner.engine.trial.Trial(hyperparameters=hyperparameters, trial_id=trial_id, status="RUNNING")
         self.trials[trial_id] = trial
         self.start_order.append(trial_id)
@@ -197,16 +203,29 @@ class DurableTunerMixin:
     def reload(self):
         if not self._is_worker():
             self.oracle.reload()
-            for trial in list(self.oracle.trials.values()):
-                damaged = [p for p in self.trial_files(trial) if not _whole(p)]
-                if trial.status == keras_tuner.engine.trial.TrialStatus.COMPLETED and damaged:
-                    self.oracle.run_again(trial.trial_id, f"{damaged[0]} is missing or empty")
+            # Which files a trial must hold may depend on the others (only the best trial keeps
+            # its model): all are listed before any trial runs again. A trial that runs again
+            # with its own values scores as before, so the best stays the best.
+            for trial_id, path in self._damaged_trials():
+                self.oracle.run_again(trial_id, f"{path} is missing or empty")
         path = self._get_tuner_fname()
         try:
             self.set_state(read_json(path))
         except (OSError, ValueError) as e:
             # Keras Tuner's tuners keep no state in it: rewriting it loses nothing.
             warnings.warn(f"{e}: rewritten.", TornFileWarning, stacklevel=2)
+
+
+    def _damaged_trials(self):
+        """(trial id, path) of each finished trial whose `trial_files` are not all whole."""
+        damaged = []
+        for trial in list(self.oracle.trials.values()):
+            if trial.status != keras_tuner.engine.trial.TrialStatus.COMPLETED:
+                continue
+            missing = [p for p in self.trial_files(trial) if not _whole(p)]
+            if missing:
+                damaged.append((trial.trial_id, missing[0]))
+        return damaged
 
 
 def _whole(path):

@@ -4,7 +4,7 @@ Run directory layout::
 
     RUN/
       config.json             the settings of the run
-      kt/<method>/            Keras Tuner's state: oracle, trials, each trial's model
+      kt/<method>/            Keras Tuner's state: oracle, trials, the best trial's model
       trials.csv              every finished trial of every method: rates and scores
       best_model.keras        BayesFT's best model, with its ReRAM layers
       reports/<method>.json   drift reports (test split) of each method's best model
@@ -307,6 +307,7 @@ def _report_method(run, method, tuner):
     config = run.config
     best_trial = tuner.oracle.get_best_trials(1)[0]
     model = tuner.load_model(best_trial)
+    artifacts.keep_best_models(tuner)  # the other trials' models: never read again
     if method == "bayesft":
         model.save(run.directory / "best_model.keras")
     report = evaluate_drift(

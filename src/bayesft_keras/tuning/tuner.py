@@ -243,8 +243,12 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         return reuse.reuse_blocker(self.hypermodel)
 
     def trial_files(self, trial):
-        # A finished trial without its model (a copy from an older version, a damaged disk)
-        # runs again on resume rather than failing the final report.
+        # Only the best finished trial must keep its model: a `tune` run deletes the others'
+        # after the search (`artifacts.keep_best_models`). Without it (a damaged disk) the
+        # trial runs again on resume, with its own rates, rather than failing the final report.
+        best = self.oracle.get_best_trials(1)
+        if not best or best[0].trial_id != trial.trial_id:
+            return []
         return [Path(self.get_trial_dir(trial.trial_id)) / MODEL_FILE]
 
     def load_model(self, trial):
@@ -252,7 +256,8 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         if not path.is_file() or path.stat().st_size == 0:
             raise ValueError(
                 f"Trial {trial.trial_id} ({trial.status}) has no saved model: {path} is missing or "
-                "empty. Its trial.json holds any error; a resume trains a damaged finished trial again."
+                "empty. Its trial.json holds any error; a `tune` run keeps the best trial's model "
+                "only, and a resume trains the best trial again when its model is damaged."
             )
         return keras.models.load_model(path)
 
