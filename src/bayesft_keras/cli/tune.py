@@ -19,6 +19,15 @@ def _parse_list(value):
 def tune(
     task: Optional[str] = typer.Option(None, help="classification (default) or detection (scored by mAP@0.5)."),
     arch: Optional[str] = typer.Option(None, help="Architecture: mlp, lenet5, alexnet, vgg (=vgg11), vgg11, vgg16, resnet18, mobilenetv2; detection: centernet."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="Your own network instead of --arch: a .keras file of a Sequential or Functional model."
+    ),
+    sites: Optional[str] = typer.Option(
+        None, help="With --model, its dropout sites: all (after every Dense/Conv layer, default), dense, or comma-separated layer names."
+    ),
+    init_from_model: bool = typer.Option(
+        False, "--init-from-model", help="With --model, start every trial from its weights (fine-tuning), not from new ones."
+    ),
     dataset: Optional[str] = typer.Option(None, help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, or a tfds dataset (mnist, cifar10, ...)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="tfds data directory."),
     sigma: Optional[float] = typer.Option(None, help="Target drift sigma of the objective."),
@@ -76,6 +85,10 @@ def tune(
     if distribute not in distributed.DISTRIBUTE_CHOICES:
         fail(f"`distribute` must be one of {list(distributed.DISTRIBUTE_CHOICES)}. Received: distribute={distribute!r}")
 
+    if model is not None and arch is not None:
+        fail(f"Give --model or --arch, not both. Received: --model {model} --arch {arch}")
+    if model is None and (sites is not None or init_from_model):
+        fail("--sites and --init-from-model are for --model (your own network). Received them without --model")
     if preset is None:
         preset = default_preset(task)
     config = load_preset(preset)
@@ -116,6 +129,10 @@ def tune(
         init_scale=init_scale,
         search_space=search_space,
         warm_start_epochs=warm_start_epochs,
+        # Absolute: a resume from another folder finds the same model (config.json holds it).
+        model=None if model is None else str(model.resolve()),
+        sites=sites,
+        init_from_model=True if init_from_model else None,
     )
     _check_names(config)
     directory = dir or Path("runs") / config.name
@@ -142,7 +159,24 @@ def tune(
         trials = ", ".join(f"{method}: {n}" for method, n in result.worker_trials.items())
         typer.echo(f"Worker {cluster.worker_id}: the search is over; trials run here: {trials}.")
         return
+    if config.model is not None:
+        _write_plain_model(result.directory)
     _print_result(result)
+
+
+PLAIN_MODEL_FILE = "best_model_plain.keras"
+
+
+def _write_plain_model(directory):
+    """RUN/best_model_plain.keras: the best model of a `--model` search as plain Keras layers, its
+    dropout rates inside (RUN/best_model.keras is the same model on the device)."""
+    import keras
+
+    from bayesft_keras.device.convert import to_keras
+    from bayesft_keras.tuning import durable
+
+    best = keras.models.load_model(directory / "best_model.keras", compile=False)
+    durable.save_model(to_keras(best), directory / PLAIN_MODEL_FILE)
 
 
 def default_preset(task=None):
@@ -175,7 +209,8 @@ def _print_result(result):
     config = result.config
     task = tasks.get(config.task)
     score, short = task.score_name, task.short_score_name
-    table = Table(title=f"{config.arch} on {config.dataset}: test {score} on drifted chips")
+    network = config.arch if config.model is None else Path(config.model).name
+    table = Table(title=f"{network} on {config.dataset}: test {score} on drifted chips")
     table.add_column("method")
     table.add_column(f"drift {short} (sigma={config.sigma})", justify="right")
     table.add_column(f"clean {short}", justify="right")
@@ -192,4 +227,9 @@ def _print_result(result):
 
     for line in verdict_lines(result, METHOD_TITLES):
         console.print(line)
+    if config.model is not None:
+        console.print(
+            f"Best model: {result.directory / 'best_model.keras'} (on the device), "
+            f"{result.directory / PLAIN_MODEL_FILE} (plain Keras, its dropout rates inside)"
+        )
     console.print(f"Run directory: {result.directory} (tensorboard --logdir {result.directory / 'tb'})")

@@ -39,6 +39,13 @@ class TuneConfig:
     activation: str = "relu"
     granularity: str = "stage"
     input_shape: tuple | None = None
+    # your own network instead of `arch`: a `.keras` file of a Sequential or Functional
+    # model (`tune --model`); its dropout sites: "all" (after every Dense/Conv layer),
+    # "dense", or comma-separated layer names; `init_from_model`: trials start from its
+    # weights (fine-tuning) rather than from new ones
+    model: str | None = None
+    sites: str = "all"
+    init_from_model: bool = False
     # weight initialization: None for the architecture's default ("torch",
     # PyTorch's, as the authors train; "he" for resnet18/mobilenetv2)
     init: str | None = None
@@ -167,6 +174,8 @@ class TuneConfig:
         ):
             fail("initial_rates", self.initial_rates, "a list of dropout rates in [0, 1), one per site")
 
+        _check_model_options(self, fail)
+
     def replace(self, **overrides):
         """A copy with the given fields replaced; None values are ignored."""
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
@@ -177,6 +186,28 @@ class TuneConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def _check_model_options(config, fail):
+    """`model`, `sites`, `init_from_model`, and the settings a user's own model cannot take."""
+    if config.model is not None and (not isinstance(config.model, str) or not config.model):
+        fail("model", config.model, "the path of a .keras file, or none")
+    if not isinstance(config.sites, str) or not config.sites.strip(" ,"):
+        fail("sites", config.sites, "'all', 'dense' or comma-separated layer names")
+    if not isinstance(config.init_from_model, bool):
+        fail("init_from_model", config.init_from_model, "true or false")
+    if config.model is None:
+        return
+    if config.task != "classification":
+        fail("task", config.task, "'classification' with `model` (a model of class probabilities)")
+    zoo_only = [b for b in config.baselines if b in ("ftna", "awp")]
+    if zoo_only:
+        fail("baselines", list(config.baselines), f"without {zoo_only} with `model` (architecture zoo only)")
+    if config.search_space != "paper":
+        fail("search_space", config.search_space, "'paper' with `model` (the extended space is the zoo's)")
+    if config.warm_start_epochs:
+        fail("warm_start_epochs", config.warm_start_epochs,
+             "0 with `model`: start from the model's own weights with `init_from_model` instead")
 
 
 def _finite(value):
