@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,7 @@ def tune(
     task: Optional[str] = typer.Option(None, help="classification (default) or detection (scored by mAP@0.5)."),
     arch: Optional[str] = typer.Option(None, help="Architecture: mlp, lenet5, alexnet, vgg (=vgg11), vgg11, vgg16, resnet18, mobilenetv2; detection: centernet."),
     model: Optional[Path] = typer.Option(
-        None, "--model", help="Your own network instead of --arch: a .keras file of a Sequential or Functional model."
+        None, "--model", help="Your own network instead of --arch: a .keras file of a Sequential or Functional model (the preset's input_shape and warm start, made for its --arch, do not apply)."
     ),
     sites: Optional[str] = typer.Option(
         None, help="With --model, its dropout sites: all (after every Dense/Conv layer, default), dense, or comma-separated layer names."
@@ -92,6 +93,10 @@ def tune(
     if preset is None:
         preset = default_preset(task)
     config = load_preset(preset)
+    if model is not None and config.model is None:
+        # --model replaces the preset's zoo network, and with it the settings made for that network:
+        # its input size (the data are brought to the model's) and its warm start.
+        config = dataclasses.replace(config, input_shape=None, warm_start_epochs=0)
     if bits is not None:
         if bits.lower() == "none":
             bits_value = "none"

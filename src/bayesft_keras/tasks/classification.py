@@ -58,8 +58,6 @@ def model_hypermodel(config, ds, noise_injection=False):
     learning rate, clipping or weight decay), or from the model's own weights with
     `config.init_from_model`. The model's input shape and classes must be the dataset's.
     """
-    from bayesft_keras.evaluation.files import load_model_file
-    from bayesft_keras.tuning import model_sites
     from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
     from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
 
@@ -70,8 +68,7 @@ def model_hypermodel(config, ds, noise_injection=False):
             "search does not put on the device yet: use the architecture zoo (`arch`) or a device "
             f"without one (lognormal). Received: device={config.device!r}, model={config.model!r}"
         )
-    model = load_model_file(config.model)
-    model_sites.check_model(model)
+    model = _load_model(config.model)
     _check_model_data(model, ds, config.model)
     kwargs = dict(
         noise=noise,
@@ -99,6 +96,22 @@ def site_rule(sites):
     return [name.strip() for name in sites.split(",") if name.strip()]
 
 
+def _load_model(path):
+    from bayesft_keras.evaluation.files import load_model_file
+    from bayesft_keras.tuning import model_sites
+
+    return model_sites.check_model(load_model_file(path))
+
+
+def _model_image_shape(path):
+    """The (height, width, channels) a `--model` takes, which its data are brought to (as
+    `evaluate` does); None for another input (the data keep their shape, checked later)."""
+    from bayesft_keras.tuning import model_sites
+
+    shape = model_sites.input_shape(_load_model(path))
+    return shape if len(shape) == 3 and None not in shape else None
+
+
 def _check_model_data(model, ds, path):
     """Raises when `model`'s input shape or classes are not those of the dataset `ds`."""
     from bayesft_keras.tuning import model_sites
@@ -106,9 +119,9 @@ def _check_model_data(model, ds, path):
     shape = model_sites.input_shape(model)
     if len(shape) != len(ds.input_shape) or any(m not in (None, d) for m, d in zip(shape, ds.input_shape)):
         raise ValueError(
-            f"`model` {path} takes inputs of shape {shape}, but dataset {ds.name!r} has {ds.input_shape}: "
-            "use a dataset of the model's shape, or set `input_shape` in the preset to resize its images. "
-            f"Received: model={path!r}, dataset={ds.name!r}"
+            f"`model` {path} takes inputs of shape {shape}, but dataset {ds.name!r} has {ds.input_shape} "
+            "(only images are brought to a model's (height, width, channels)): use a dataset of the "
+            f"model's shape. Received: model={path!r}, dataset={ds.name!r}"
         )
     classes = model_sites.num_classes(model)
     if classes != ds.num_classes:
@@ -197,7 +210,10 @@ class ClassificationTask(tasks.Task):
     def load_data(self, config):
         from bayesft_keras import data as data_lib
 
-        return data_lib.load(config.dataset, **tasks.data_options(config))
+        options = tasks.data_options(config)
+        if config.model is not None:
+            options["input_shape"] = _model_image_shape(config.model)
+        return data_lib.load(config.dataset, **options)
 
     def build_hypermodel(self, config, ds, noise_injection=False):
         return zoo_hypermodel(config, ds, noise_injection=noise_injection)

@@ -200,6 +200,8 @@ def _check_model_options(config, fail):
         return
     if config.task != "classification":
         fail("task", config.task, "'classification' with `model` (a model of class probabilities)")
+    if config.input_shape is not None:
+        fail("input_shape", config.input_shape, "none with `model`: the data are brought to the model's input shape")
     zoo_only = [b for b in config.baselines if b in ("ftna", "awp")]
     if zoo_only:
         fail("baselines", list(config.baselines), f"without {zoo_only} with `model` (architecture zoo only)")

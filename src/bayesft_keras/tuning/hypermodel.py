@@ -383,11 +383,11 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
 
     @classmethod
     def from_model(cls, model, sites="all", init_from_model=False, **kwargs):
-        """The search space of a Sequential or Functional `model` (`tuning.model_sites.build_fn`): `sites`
+        """The search space of a Sequential or Functional `model` (`tuning.site_copy.build_fn`): `sites`
         "all", "dense" or layer names; `init_from_model`: trials start from its weights."""
-        from bayesft_keras.tuning import model_sites
+        from bayesft_keras.tuning import site_copy
 
-        build_fn, names = model_sites.build_fn(model, sites, copy_weights=init_from_model)
+        build_fn, names = site_copy.build_fn(model, sites, copy_weights=init_from_model)
         return cls(build_fn=build_fn, sites=names, **kwargs)
 
 

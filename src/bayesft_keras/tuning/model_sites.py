@@ -41,7 +41,6 @@ from bayesft_keras.device.layers import ReRAMDense
 
 RULES = ("all", "dense")
 OUTPUT_SITE = "output"  # as `tuning.hypermodel.OUTPUT_SITE`: the site of `output_rate_range`
-PROBABILITIES = "probabilities"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +133,7 @@ def site_plan(model, sites="all"):
             f"Dropout sites are named after their layers, and layers {repeated} of {model.name!r} "
             "share a name across nested models. Rename them, or choose sites by name."
         )
-    taken = {layer.name for _, layer in _named_layers(model)} | set(names)
+    taken = {layer.name for _, layer in named_layers(model)} | set(names)
     clashes = sorted(site.dropout_name for site in plan if site.dropout_name in taken)
     if clashes:
         raise ValueError(
@@ -148,87 +147,12 @@ def site_plan(model, sites="all"):
     return plan
 
 
-def build_fn(model, sites="all", copy_weights=False):
-    """A `build_fn` for `BayesFTHyperModel` (`from_model`) and its site names.
-
-    The function maps `{site: rate}` to a new copy of `model` with its sites
-    (`with_sites`). It holds a copy of `model` taken now: the caller's model is
-    never changed, and training it afterwards changes no trial.
-
-    Args:
-        model: a built Sequential or Functional `keras.Model`, one input and
-            one output, ending in a softmax or in a `Dense` layer without
-            activation (which gets a softmax).
-        sites: "all", "dense" or a list of layer names (see `site_plan`).
-        copy_weights: start every copy from `model`'s weights (fine-tuning);
-            False: from new ones, each layer's own initializer (from scratch).
-
-    Returns:
-        `(build_fn, site_names)`.
-    """
-    if not isinstance(copy_weights, bool):
-        raise ValueError(f"`init_from_model` must be True or False. Received: init_from_model={copy_weights!r}")
-    plan = site_plan(model, sites)
-    _needs_softmax(model)  # raises on an output that is neither probabilities nor logits
-    source = keras.models.clone_model(model)
-    source.set_weights(model.get_weights())
-
-    def build(rates):
-        return with_sites(source, rates, plan, copy_weights=copy_weights)
-
-    build.__name__ = model.name  # the hypermodel's `arch`, in its repr and logs
-    return build, [site.name for site in plan]
-
-
-def with_sites(model, rates, plan, copy_weights=False):
-    """A copy of `model` with a Dropout layer at every site of `plan`.
-
-    Args:
-        model: the model `plan` was made for (not modified).
-        rates: `{site: rate}` for every site of `plan`.
-        plan: from `site_plan`.
-        copy_weights: start from `model`'s weights (True), or from new ones
-            made by each layer's own initializer (False).
-
-    Returns:
-        A new `keras.Model` of the same kind (Sequential or Functional).
-    """
-    missing = [site.name for site in plan if site.name not in rates]
-    if missing:
-        raise ValueError(f"`rates` needs a rate for every site; missing: {missing}. Received: rates={rates!r}")
-    by_model = {}
-    for site in plan:
-        by_model.setdefault(site.model, {})[site.after] = site
-    copy = _rebuild(model, by_model, rates)
-    if _needs_softmax(model):
-        if isinstance(copy, keras.Sequential):
-            copy.add(keras.layers.Activation("softmax", name=PROBABILITIES))
-        else:
-            outputs = keras.layers.Activation("softmax", name=PROBABILITIES)(copy.outputs[0])
-            copy = keras.Model(copy.inputs, outputs, name=copy.name)
-    if copy_weights:
-        copy_weights_by_name(model, copy)
-    return copy
-
-
-def copy_weights_by_name(source, target):
-    """Assigns every weight of `source` to the layer of the same name (and nesting) in `target`."""
-    targets = dict(_named_layers(target))
-    for path, layer in _named_layers(source):
-        if isinstance(layer, keras.Model) or not layer.weights:
-            continue
-        values = {_leaf(v): v for v in layer.weights}
-        for variable in targets[path].weights:
-            if _leaf(variable) in values:
-                variable.assign(values[_leaf(variable)].value)
-
-
 # -- the plan ------------------------------------------------------------------
 
 
 def _chosen(model, sites):
     """The names of the layers `sites` picks, over every nesting level."""
-    layers = [layer for _, layer in _named_layers(model) if not isinstance(layer, keras.layers.InputLayer)]
+    layers = [layer for _, layer in named_layers(model) if not isinstance(layer, keras.layers.InputLayer)]
     if isinstance(sites, str):
         if sites not in RULES:
             raise ValueError(
@@ -376,7 +300,7 @@ def _is_softmax(layer):
     )
 
 
-def _needs_softmax(model):
+def needs_softmax(model):
     """Whether `model` outputs logits (its last layer is a device layer without activation)."""
     layer = _output_layer(model)
     if _is_softmax(layer) or _activation(layer) == "softmax":
@@ -398,73 +322,12 @@ def _output_layer(model):
     return _output_layer(layer) if isinstance(layer, keras.Model) else layer
 
 
-# -- the copy ------------------------------------------------------------------
-
-
-def _rebuild(model, by_model, rates):
-    sites = by_model.get(model.name, {})
-
-    def clone(layer):
-        if isinstance(layer, keras.Model):
-            return _rebuild(layer, by_model, rates)
-        config = layer.get_config()
-        site = sites.get(layer.name)
-        if site is not None and site.split:
-            config["activation"] = "linear"
-        return type(layer).from_config(config)
-
-    def after(layer, x):
-        site = sites.get(layer.name)
-        if site is None:
-            return []
-        layers = [_dropout(site, rates[site.name], len(x.shape), _is_conv_site(model, site))]
-        if site.split:
-            layers.append(keras.layers.Activation("softmax", name=f"{site.layer}_softmax"))
-        return layers
-
-    if isinstance(model, keras.Sequential):
-        copy = keras.Sequential(name=model.name)
-        copy.add(keras.Input(shape=model.inputs[0].shape[1:], dtype=model.inputs[0].dtype))
-        for layer in model.layers:
-            new = clone(layer)
-            copy.add(new)
-            for extra in after(new, layer.output):
-                copy.add(extra)
-        return copy
-
-    def call(layer, *args, **kwargs):
-        x = layer(*args, **kwargs)
-        for extra in after(layer, x):
-            x = extra(x)
-        return x
-
-    return keras.models.clone_model(model, clone_function=clone, call_function=call)
-
-
-def _is_conv_site(model, site):
-    layer = model.get_layer(site.layer)
-    return isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
-
-
-def _dropout(site, rate, rank, conv):
-    """Channel dropout on a feature map (the zoo's `SpatialDropout2D`), plain dropout otherwise."""
-    if rank == 4:
-        return keras.layers.SpatialDropout2D(rate, name=site.dropout_name)
-    if rank == 3 and conv:
-        return keras.layers.SpatialDropout1D(rate, name=site.dropout_name)
-    return keras.layers.Dropout(rate, name=site.dropout_name)
-
-
-def _named_layers(model, prefix=()):
+def named_layers(model, prefix=()):
     """`(path, layer)` of every layer, nested ones included; a path is the names of the models above and the layer's."""
     pairs = []
     for layer in model.layers:
         path = (*prefix, layer.name)
         pairs.append((path, layer))
         if isinstance(layer, keras.Model):
-            pairs += _named_layers(layer, path)
+            pairs += named_layers(layer, path)
     return pairs
-
-
-def _leaf(variable):
-    return variable.path.split("/")[-1]
