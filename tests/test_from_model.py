@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import bayesft_keras as bk
+from bayesft_keras.architectures import SiteDropout
 from bayesft_keras.cli import app
 from bayesft_keras.device.layers import DeviceLayerMixin
 from bayesft_keras.tuning import model_sites
@@ -22,7 +23,7 @@ from bayesft_keras.tuning import site_copy
 from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
 from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
 
-DROPOUTS = (keras.layers.Dropout,)  # SpatialDropout1D/2D are Dropout subclasses
+DROPOUTS = (SiteDropout, keras.layers.Dropout)  # SpatialDropout1D/2D are Dropout subclasses
 
 
 def small_functional(output_activation="softmax"):
@@ -153,6 +154,7 @@ def test_mobilenetv2_sites_one_per_device_layer_and_the_copy_computes_the_same()
     dropouts = dropout_layers(copy)
     assert len(dropouts) == 53 and all(d.name == f"dropout_{s.name}" for d, s in zip(dropouts, plan))
     assert all(type(d) is keras.layers.SpatialDropout2D for d in dropouts[:-1])
+    assert type(dropouts[-1]) is keras.layers.Dropout
     # block_2_add takes the dropped-out bottleneck on its residual path as block_2_expand does.
     assert previous_layer(copy, "block_2_expand") == "dropout_block_1_project"
     x = np.random.default_rng(2).random((2, 32, 32, 3), dtype="float32")
@@ -208,6 +210,19 @@ def test_noise_injection_baseline_takes_the_same_sites():
     assert hypermodel.sites == ["fc1", "output"]
     assert hypermodel.hyperparameter_names() == ["dropout_fc1", "dropout_output", "noise_injection_sigma"]
     assert hypermodel.range_of("output") == (0.1, 0.5) and hypermodel.range_of("fc1") == (0.2, 0.8)
+
+
+def test_plain_model_of_a_zoo_model_has_keras_layers_only_and_computes_the_same():
+    from bayesft_keras import architectures
+
+    model = architectures.build("lenet5", input_shape=(28, 28, 1), dropout={"conv1": 0.3, "output": 0.2})
+    plain = site_copy.plain_model(model)
+    assert all(type(layer).__module__.startswith("keras.") for layer in plain.layers), plain.layers
+    dropouts = {layer.name: (type(layer).__name__, layer.rate) for layer in dropout_layers(plain)}
+    assert dropouts["dropout_conv1"] == ("SpatialDropout2D", 0.3)
+    assert dropouts["dropout_output"] == ("Dropout", 0.2)
+    x = np.random.default_rng(3).random((4, 28, 28, 1), dtype="float32")
+    np.testing.assert_allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 # -- refusals --------------------------------------------------------------------------------
@@ -324,8 +339,11 @@ def test_tune_model_end_to_end_on_a_small_functional_model(tmp_path):
     device = keras.models.load_model(run / "best_model.keras", compile=False)
     plain = keras.models.load_model(run / "best_model_plain.keras", compile=False)
     assert isinstance(device.get_layer("conv1"), DeviceLayerMixin) and isinstance(device.get_layer("fc2"), DeviceLayerMixin)
-    assert not any(isinstance(layer, DeviceLayerMixin) for layer in plain.layers)
-    assert [type(layer) for layer in plain.layers] == [type(layer) for layer in bk.to_keras(device).layers]
+    # Keras's own layers only: it loads without this package.
+    assert all(type(layer).__module__.startswith("keras.") for layer in plain.layers), plain.layers
+    assert [layer.name for layer in plain.layers] == [layer.name for layer in device.layers]
+    assert type(plain.get_layer("dropout_conv1")) is keras.layers.SpatialDropout2D
+    assert type(plain.get_layer("dropout_output")) is keras.layers.Dropout
     rates = {layer.name: layer.rate for layer in dropout_layers(plain)}
     best = list(__import__("csv").DictReader(open(run / "trials.csv")))
     assert set(rates) == {"dropout_conv1", "dropout_output"}

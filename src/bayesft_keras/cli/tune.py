@@ -173,15 +173,15 @@ PLAIN_MODEL_FILE = "best_model_plain.keras"
 
 
 def _write_plain_model(directory):
-    """RUN/best_model_plain.keras: the best model of a `--model` search as plain Keras layers, its
+    """RUN/best_model_plain.keras: the best model of a `--model` search in Keras's own layers, its
     dropout rates inside (RUN/best_model.keras is the same model on the device)."""
     import keras
 
-    from bayesft_keras.device.convert import to_keras
     from bayesft_keras.tuning import durable
+    from bayesft_keras.tuning.site_copy import plain_model
 
     best = keras.models.load_model(directory / "best_model.keras", compile=False)
-    durable.save_model(to_keras(best), directory / PLAIN_MODEL_FILE)
+    durable.save_model(plain_model(best), directory / PLAIN_MODEL_FILE)
 
 
 def default_preset(task=None):

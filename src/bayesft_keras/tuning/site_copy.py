@@ -9,6 +9,8 @@ from its own initializer, or from the model with `copy_weights=True`.
 
 import keras
 
+from bayesft_keras.architectures import SiteDropout
+from bayesft_keras.device.convert import to_keras
 from bayesft_keras.tuning import model_sites
 
 PROBABILITIES = "probabilities"  # the softmax added after a model's logits
@@ -138,12 +140,39 @@ def _is_conv_site(model, site):
 
 
 def _dropout(site, rate, rank, conv):
-    """Channel dropout on a feature map (the zoo's `SpatialDropout2D`), plain dropout otherwise."""
+    """Channel dropout on a feature map (`SpatialDropout2D`, `SpatialDropout1D` after a `Conv1D`), as the
+    zoo's `SiteDropout(channelwise=True)`; plain `Dropout` otherwise.
+
+    Keras's own layers, not `SiteDropout`: `convert` puts the copy on the device, and it refuses
+    layers that hold variables it does not know (`SiteDropout`'s rate is one).
+    """
     if rank == 4:
         return keras.layers.SpatialDropout2D(rate, name=site.dropout_name)
     if rank == 3 and conv:
         return keras.layers.SpatialDropout1D(rate, name=site.dropout_name)
     return keras.layers.Dropout(rate, name=site.dropout_name)
+
+
+def plain_model(model):
+    """A copy of `model` in Keras's own layers, which loads without this package.
+
+    ReRAM layers become their Keras layers (`bayesft_keras.device.convert.to_keras`) and
+    each `SiteDropout` (a zoo model's) the Keras dropout of its rate: `SpatialDropout2D` (or
+    `SpatialDropout1D`) where it drops channels, `Dropout` otherwise. Weights are copied.
+    """
+    source = to_keras(model)
+
+    def clone(layer):
+        if not isinstance(layer, SiteDropout):
+            return type(layer).from_config(layer.get_config())
+        if not layer.channelwise:
+            return keras.layers.Dropout(layer.rate, name=layer.name)
+        spatial = keras.layers.SpatialDropout2D if len(layer.input.shape) == 4 else keras.layers.SpatialDropout1D
+        return spatial(layer.rate, name=layer.name)
+
+    copy = keras.models.clone_model(source, clone_function=clone, recursive=True)
+    copy_weights_by_name(source, copy)
+    return copy
 
 
 def _leaf(variable):
