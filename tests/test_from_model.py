@@ -88,6 +88,13 @@ def test_dense_rule_and_named_layers():
     model = small_functional()
     dense = model_sites.site_plan(model, "dense")
     assert [(s.name, s.after) for s in dense] == [("fc1", "fc1"), ("output", "fc2")]
+    for softmax in (keras.layers.Softmax(name="sm"), keras.layers.Activation("softmax", name="sm")):
+        separate = keras.Sequential([keras.Input((5,)), keras.layers.Dense(10, name="d"), softmax])
+        (site,) = model_sites.site_plan(separate)
+        assert (site.name, site.after, site.split) == ("output", "d", False)  # before a softmax layer
+        assert [layer.name for layer in site_copy.with_sites(separate, {"output": 0.1}, [site]).layers] == [
+            "d", "dropout_output", "sm"
+        ]
     named = model_sites.site_plan(model, ["add", "conv1"])  # any layer, e.g. the end of a residual block
     assert [(s.name, s.after) for s in named] == [("conv1", "relu1"), ("add", "add")]  # graph order
     copy = site_copy.with_sites(model, zero_rates(named), named)
@@ -259,6 +266,7 @@ def _built_subclassed():
         (_built_subclassed, {}, r"Sequential or Functional.*Received: model of class Subclassed$"),
         (lambda: "model.keras", {}, r"`model` must be a Keras 3 `keras.Model`. Received: model of type str"),
         (_two_inputs, {}, r"one input and one output.*2 inputs and 1 outputs"),
+        (lambda: keras.Sequential([keras.layers.Dense(3)], name="unbuilt"), {}, r"must be built.*Received: unbuilt model 'unbuilt'$"),
         (_relu_output, {}, r"class probabilities.*'last' \(Dense, activation 'relu'\)"),
         (small_functional, {"sites": "everything"}, r"`sites` must be one of \['all', 'dense'\].*Received: sites='everything'"),
         (small_functional, {"sites": ["fc1", "nope"]}, r"does not have: \['nope'\].*Received: sites=\['fc1', 'nope'\]"),

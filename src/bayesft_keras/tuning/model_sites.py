@@ -1,4 +1,4 @@
-"""Dropout sites in any Sequential or Functional Keras model: where they go, and the copy that has them.
+"""Dropout sites in any Sequential or Functional Keras model: where they go.
 
 BayesFT searches one dropout rate per *site*. The architecture zoo places its
 sites by hand (`architectures.common`); for a user's own model,
@@ -26,9 +26,8 @@ probabilities.
 
 A site is named after its layer (`dropout_<layer>` is its Dropout layer and
 its hyperparameter), except the output site (`output`). Nested models get
-their sites inside them. `with_sites` builds the copy: new layers with new
-weights (the layers' own initializers), or the model's own weights with
-`copy_weights=True`; the model given is never changed.
+their sites inside them. `bayesft_keras.tuning.site_copy` builds the copy
+that has them.
 """
 
 import dataclasses
@@ -72,6 +71,11 @@ def check_model(model, argument="model"):
         raise ValueError(
             f"`{argument}` must be a Keras 3 `keras.Model`. Received: {argument} of type {type(model).__name__}"
         )
+    if isinstance(model, keras.Sequential) and not model.built:
+        raise ValueError(
+            f"`{argument}` must be built: start the Sequential model with `keras.Input(shape)`, or call it "
+            f"on data. Received: unbuilt {argument} {model.name!r}"
+        )
     if not _is_graph(model):
         name = type(model).__name__
         raise ValueError(
@@ -89,11 +93,20 @@ def check_model(model, argument="model"):
 
 
 def _is_graph(model):
-    """Whether `model` is Sequential or Functional: built, with symbolic inputs (a subclassed model has none)."""
+    """Whether `model` is Sequential or Functional: symbolic inputs, and (Functional) a config of its
+    layers' calls. A subclassed model has neither."""
     try:
-        return bool(getattr(model, "inputs", None))
-    except (AttributeError, ValueError):  # an unbuilt Sequential model
+        if not getattr(model, "inputs", None):
+            return False
+    except (AttributeError, ValueError):
         return False
+    if isinstance(model, keras.Sequential):
+        return True
+    try:
+        config = model.get_config()
+    except Exception:  # noqa: BLE001  (a subclassed model's own get_config may fail in any way)
+        return False
+    return isinstance(config, dict) and "layers" in config and "output_layers" in config
 
 
 def input_shape(model):
@@ -160,7 +173,9 @@ def _chosen(model, sites):
             )
         if sites == "all":
             return {layer.name for layer in layers if _on_device(layer)}
-        return {layer.name for layer in layers if type(layer) is keras.layers.Dense or isinstance(layer, ReRAMDense)}
+        return {
+            layer.name for layer in layers if type(layer) is keras.layers.Dense or isinstance(layer, ReRAMDense)
+        }
     try:
         names = list(sites)
     except TypeError:
@@ -323,7 +338,7 @@ def _output_layer(model):
 
 
 def named_layers(model, prefix=()):
-    """`(path, layer)` of every layer, nested ones included; a path is the names of the models above and the layer's."""
+    """`(path, layer)` of every layer, nested ones included; a path names the models above, then the layer."""
     pairs = []
     for layer in model.layers:
         path = (*prefix, layer.name)
