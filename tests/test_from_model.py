@@ -332,7 +332,7 @@ def _one_line_error(result):
 
 
 @pytest.mark.slow
-def test_tune_model_end_to_end_on_a_small_functional_model(tmp_path):
+def test_tune_model_end_to_end_on_a_small_functional_model(tmp_path, monkeypatch):
     path = tmp_path / "small.keras"
     small_functional().save(path)
     run = tmp_path / "run"
@@ -357,7 +357,16 @@ def test_tune_model_end_to_end_on_a_small_functional_model(tmp_path):
     assert set(rates) == {"dropout_conv1", "dropout_output"}
     assert any(all(abs(float(row[name]) - rate) < 1e-5 for name, rate in rates.items()) for row in best)
     np.testing.assert_array_equal(plain.get_layer("fc1").kernel.numpy(), device.get_layer("fc1").kernel.numpy())
-    assert "small.keras on digits" in result.output
+    assert "small.keras on digits" in result.output and "small.keras on digits" in (run / "summary.md").read_text()
+    assert config["arch"] == "small.keras"  # the network's name in tables and summaries
+    # The same command from another folder, the model named relatively, resumes the finished run.
+    monkeypatch.chdir(tmp_path)
+    trials = (run / "trials.csv").read_text()
+    again = CliRunner().invoke(
+        app, ["tune", "--preset", str(_preset(tmp_path)), "--model", "small.keras", "--sites", "conv1,fc2", "--dir", str(run), "--quiet"]
+    )
+    assert again.exit_code == 0, again.output
+    assert (run / "trials.csv").read_text() == trials
 
 
 @pytest.mark.slow

@@ -214,8 +214,7 @@ def _print_result(result):
     config = result.config
     task = tasks.get(config.task)
     score, short = task.score_name, task.short_score_name
-    network = config.arch if config.model is None else Path(config.model).name
-    table = Table(title=f"{network} on {config.dataset}: test {score} on drifted chips")
+    table = Table(title=f"{config.arch} on {config.dataset}: test {score} on drifted chips")
     table.add_column("method")
     table.add_column(f"drift {short} (sigma={config.sigma})", justify="right")
     table.add_column(f"clean {short}", justify="right")

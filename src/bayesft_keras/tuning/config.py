@@ -98,6 +98,9 @@ class TuneConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if isinstance(self.model, str) and self.model:
+            # `arch` names the network in tables, summaries and messages: with `model`, its file's name.
+            self.arch = Path(self.model).name
         self.validate()
 
     def validate(self):
