@@ -5,6 +5,8 @@ the caller's model left alone, the refusals, and the search end to end on a smal
 Functional model and on keras.applications' MobileNetV2.
 """
 
+import csv
+import io
 import json
 import re
 
@@ -149,7 +151,8 @@ def test_nested_model_gets_its_sites_inside_and_its_last_layer_is_the_output_sit
 
 def test_mobilenetv2_sites_one_per_device_layer_and_the_copy_computes_the_same():
     model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
-    device = [layer for layer in model.layers if type(layer) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)]
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    device = [layer for layer in model.layers if type(layer) in kinds]
     plan = model_sites.site_plan(model, "all")
     assert len(plan) == len(device) == 53
     assert [s.layer for s in plan] == [layer.name for layer in device]
@@ -190,9 +193,10 @@ def test_init_from_model_starts_from_its_weights_and_from_scratch_does_not(digit
     from_model = tuned.build(_hp(tuned))
     new = scratch.build(_hp(scratch))
     assert isinstance(from_model.get_layer("conv1"), DeviceLayerMixin)  # on the device
-    np.testing.assert_array_equal(from_model.get_layer("conv1").kernel.numpy(), model.get_layer("conv1").kernel.numpy())
-    np.testing.assert_array_equal(from_model.get_layer("bn1").moving_variance.numpy(), model.get_layer("bn1").moving_variance.numpy())
-    np.testing.assert_array_equal(from_model.get_layer("fc2").bias.numpy(), model.get_layer("fc2").bias.numpy())
+    for layer, weight in (("conv1", "kernel"), ("bn1", "moving_variance"), ("fc2", "bias")):
+        np.testing.assert_array_equal(
+            getattr(from_model.get_layer(layer), weight).numpy(), getattr(model.get_layer(layer), weight).numpy()
+        )
     assert not np.allclose(new.get_layer("conv1").kernel.numpy(), model.get_layer("conv1").kernel.numpy())
     # Fine-tuned or not, training a trial leaves the caller's model as it was.
     tuned.fit(_hp(tuned), from_model, digits.x_train[:128], digits.y_train[:128], verbose=0)
@@ -266,12 +270,21 @@ def _built_subclassed():
         (_built_subclassed, {}, r"Sequential or Functional.*Received: model of class Subclassed$"),
         (lambda: "model.keras", {}, r"`model` must be a Keras 3 `keras.Model`. Received: model of type str"),
         (_two_inputs, {}, r"one input and one output.*2 inputs and 1 outputs"),
-        (lambda: keras.Sequential([keras.layers.Dense(3)], name="unbuilt"), {}, r"must be built.*Received: unbuilt model 'unbuilt'$"),
+        (
+            lambda: keras.Sequential([keras.layers.Dense(3)], name="unbuilt"), {},
+            r"must be built.*Received: unbuilt model 'unbuilt'$",
+        ),
         (_relu_output, {}, r"class probabilities.*'last' \(Dense, activation 'relu'\)"),
-        (small_functional, {"sites": "everything"}, r"`sites` must be one of \['all', 'dense'\].*Received: sites='everything'"),
+        (
+            small_functional, {"sites": "everything"},
+            r"`sites` must be one of \['all', 'dense'\].*Received: sites='everything'",
+        ),
         (small_functional, {"sites": ["fc1", "nope"]}, r"does not have: \['nope'\].*Received: sites=\['fc1', 'nope'\]"),
         (small_functional, {"sites": []}, r"non-empty list of layer names. Received: sites=\[\]"),
-        (small_functional, {"sites": ["flat"], "init_from_model": "yes"}, r"`init_from_model` must be True or False. Received: init_from_model='yes'"),
+        (
+            small_functional, {"sites": ["flat"], "init_from_model": "yes"},
+            r"`init_from_model` must be True or False. Received: init_from_model='yes'",
+        ),
         (small_functional, {"arch": "lenet5"}, r"\['arch'\] apply only"),
     ],
 )
@@ -323,6 +336,12 @@ def _preset(tmp_path, trials=2, examples=300, extra=""):
     return path
 
 
+def _tune(tmp_path, *args, preset=None):
+    """`bayesft-keras tune` with the tiny preset (or `preset`) into tmp_path/run."""
+    preset = preset or _preset(tmp_path)
+    return CliRunner().invoke(app, ["tune", "--preset", str(preset), "--dir", str(tmp_path / "run"), *args])
+
+
 def _one_line_error(result):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -336,9 +355,7 @@ def test_tune_model_end_to_end_on_a_small_functional_model(tmp_path, monkeypatch
     path = tmp_path / "small.keras"
     small_functional().save(path)
     run = tmp_path / "run"
-    result = CliRunner().invoke(
-        app, ["tune", "--preset", str(_preset(tmp_path)), "--model", str(path), "--sites", "conv1,fc2", "--dir", str(run), "--quiet"]
-    )
+    result = _tune(tmp_path, "--model", str(path), "--sites", "conv1,fc2", "--quiet")
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
     assert (config["model"], config["sites"], config["init_from_model"]) == (str(path.resolve()), "conv1,fc2", False)
@@ -346,27 +363,25 @@ def test_tune_model_end_to_end_on_a_small_functional_model(tmp_path, monkeypatch
     assert [h for h in header if h.startswith("dropout_")] == ["dropout_conv1", "dropout_output"]
     device = keras.models.load_model(run / "best_model.keras", compile=False)
     plain = keras.models.load_model(run / "best_model_plain.keras", compile=False)
-    assert isinstance(device.get_layer("conv1"), DeviceLayerMixin) and isinstance(device.get_layer("fc2"), DeviceLayerMixin)
+    assert all(isinstance(device.get_layer(name), DeviceLayerMixin) for name in ("conv1", "fc1", "fc2"))
     # Keras's own layers only: it loads without this package.
     assert all(type(layer).__module__.startswith("keras.") for layer in plain.layers), plain.layers
     assert [layer.name for layer in plain.layers] == [layer.name for layer in device.layers]
     assert type(plain.get_layer("dropout_conv1")) is keras.layers.SpatialDropout2D
     assert type(plain.get_layer("dropout_output")) is keras.layers.Dropout
     rates = {layer.name: layer.rate for layer in dropout_layers(plain)}
-    best = list(__import__("csv").DictReader(open(run / "trials.csv")))
+    trials = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
     assert set(rates) == {"dropout_conv1", "dropout_output"}
-    assert any(all(abs(float(row[name]) - rate) < 1e-5 for name, rate in rates.items()) for row in best)
+    assert any(all(abs(float(row[name]) - rate) < 1e-5 for name, rate in rates.items()) for row in trials)
     np.testing.assert_array_equal(plain.get_layer("fc1").kernel.numpy(), device.get_layer("fc1").kernel.numpy())
     assert "small.keras on digits" in result.output and "small.keras on digits" in (run / "summary.md").read_text()
     assert config["arch"] == "small.keras"  # the network's name in tables and summaries
     # The same command from another folder, the model named relatively, resumes the finished run.
     monkeypatch.chdir(tmp_path)
-    trials = (run / "trials.csv").read_text()
-    again = CliRunner().invoke(
-        app, ["tune", "--preset", str(_preset(tmp_path)), "--model", "small.keras", "--sites", "conv1,fc2", "--dir", str(run), "--quiet"]
-    )
+    before = (run / "trials.csv").read_text()
+    again = _tune(tmp_path, "--model", "small.keras", "--sites", "conv1,fc2", "--quiet")
     assert again.exit_code == 0, again.output
-    assert (run / "trials.csv").read_text() == trials
+    assert (run / "trials.csv").read_text() == before
 
 
 @pytest.mark.slow
@@ -375,9 +390,7 @@ def test_tune_model_on_keras_applications_mobilenetv2(tmp_path):
     keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10).save(path)
     run = tmp_path / "run"
     preset = _preset(tmp_path, trials=1, examples=64)  # the 8x8x1 digits, brought to the model's 32x32x3
-    result = CliRunner().invoke(
-        app, ["tune", "--preset", str(preset), "--model", str(path), "--init-from-model", "--dir", str(run), "--quiet"]
-    )
+    result = _tune(tmp_path, "--model", str(path), "--init-from-model", "--quiet", preset=preset)
     assert result.exit_code == 0, result.output
     header = (run / "trials.csv").read_text().splitlines()[0].split(",")
     assert len([h for h in header if h.startswith("dropout_")]) == 53
@@ -389,32 +402,27 @@ def test_cli_refuses_a_subclassed_model_in_one_line(tmp_path):
     keras.saving.register_keras_serializable(package="test_from_model")(Subclassed)
     path = tmp_path / "sub.keras"
     _built_subclassed().save(path)
-    line = _one_line_error(
-        CliRunner().invoke(app, ["tune", "--preset", str(_preset(tmp_path)), "--model", str(path), "--dir", str(tmp_path / "run")])
-    )
+    line = _one_line_error(_tune(tmp_path, "--model", str(path)))
     assert line.endswith("Received: model of class Subclassed"), line
     assert not (tmp_path / "run" / "config.json").exists()
 
 
 @pytest.mark.parametrize(
-    "args, extra, message",
+    "args, message",
     [
-        (["--arch", "mlp"], "", r"--model or --arch, not both. Received: --model .*small.keras --arch mlp"),
-        (["--task", "detection"], "", r"`task` must be 'classification' with `model`.*Received: task='detection'"),
-        (["--baselines", "ftna"], "", r"`baselines` must be without \['ftna'\] with `model`.*Received: baselines=\['ftna'\]"),
-        (["--warm-start-epochs", "2"], "", r"`warm_start_epochs` must be 0 with `model`.*Received: warm_start_epochs=2"),
-        (["--search-space", "extended"], "", r"`search_space` must be 'paper' with `model`.*Received: search_space='extended'"),
-        (["--device", "pcm"], "", r"`device` 'pcm' has a periphery.*Received: device='pcm'"),
-        (["--sites", "nope"], "", r"does not have: \['nope'\].*Received: sites=\['nope'\]"),
+        (["--arch", "mlp"], r"--model or --arch, not both. Received: --model .*small.keras --arch mlp"),
+        (["--task", "detection"], r"`task` must be 'classification' with `model`.*Received: task='detection'"),
+        (["--baselines", "ftna"], r"`baselines` must be without \['ftna'\] with `model`.*baselines=\['ftna'\]"),
+        (["--warm-start-epochs", "2"], r"`warm_start_epochs` must be 0 with `model`.*Received: warm_start_epochs=2"),
+        (["--search-space", "extended"], r"`search_space` must be 'paper' with `model`.*search_space='extended'"),
+        (["--device", "pcm"], r"`device` 'pcm' has a periphery.*Received: device='pcm'"),
+        (["--sites", "nope"], r"does not have: \['nope'\].*Received: sites=\['nope'\]"),
     ],
 )
-def test_cli_refuses_bad_model_settings_in_one_line(tmp_path, args, extra, message):
+def test_cli_refuses_bad_model_settings_in_one_line(tmp_path, args, message):
     path = tmp_path / "small.keras"
     small_functional().save(path)
-    result = CliRunner().invoke(
-        app, ["tune", "--preset", str(_preset(tmp_path, extra=extra)), "--model", str(path), "--dir", str(tmp_path / "run")] + args
-    )
-    line = _one_line_error(result)
+    line = _one_line_error(_tune(tmp_path, "--model", str(path), *args))
     assert re.search(message, line), line
     assert not (tmp_path / "run" / "kt").exists()
 
@@ -423,18 +431,18 @@ def test_cli_refuses_a_model_of_other_classes_or_shape_and_a_missing_file(tmp_pa
     inputs = keras.Input((8, 8, 1))
     path = tmp_path / "three.keras"
     keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))).save(path)
-    line = _one_line_error(CliRunner().invoke(app, ["tune", "--preset", str(_preset(tmp_path)), "--model", str(path), "--dir", str(tmp_path / "run")]))
+    line = _one_line_error(_tune(tmp_path, "--model", str(path)))
     assert re.search(r"has 3 output classes, but dataset 'digits' has 10", line), line
     # Images are brought to a model's (height, width, channels); other inputs must be the data's.
     flat = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
     flat.save(tmp_path / "flat.keras")
-    line = _one_line_error(CliRunner().invoke(app, ["tune", "--preset", str(_preset(tmp_path)), "--model", str(tmp_path / "flat.keras"), "--dir", str(tmp_path / "run")]))
+    line = _one_line_error(_tune(tmp_path, "--model", str(tmp_path / "flat.keras")))
     assert re.search(r"inputs of shape \(64,\), but dataset 'digits' has \(8, 8, 1\).*Received: model=", line), line
     # A preset of its own that names the model cannot resize the data to another shape.
     preset = _preset(tmp_path, extra=f'model = "{tmp_path / "flat.keras"}"\ninput_shape = [16, 16, 1]')
-    line = _one_line_error(CliRunner().invoke(app, ["tune", "--preset", str(preset), "--dir", str(tmp_path / "run")]))
+    line = _one_line_error(_tune(tmp_path, preset=preset))
     assert re.search(r"`input_shape` must be none with `model`.*Received: input_shape=\(16, 16, 1\)", line), line
-    line = _one_line_error(CliRunner().invoke(app, ["tune", "--model", str(tmp_path / "none.keras"), "--dir", str(tmp_path / "run")]))
+    line = _one_line_error(CliRunner().invoke(app, ["tune", "--model", str(tmp_path / "none.keras")]))
     assert "Model file not found" in line and "none.keras" in line
-    line = _one_line_error(CliRunner().invoke(app, ["tune", "--sites", "dense", "--dir", str(tmp_path / "run")]))
+    line = _one_line_error(CliRunner().invoke(app, ["tune", "--sites", "dense"]))
     assert "--sites and --init-from-model are for --model" in line

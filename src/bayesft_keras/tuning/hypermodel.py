@@ -387,7 +387,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         "all", "dense" or layer names; `init_from_model`: trials start from its weights."""
         from bayesft_keras.tuning import site_copy
 
-        build_fn, names = site_copy.build_fn(model, sites, copy_weights=init_from_model)
+        build_fn, names = site_copy.build_fn(model, sites, init_from_model)
         return cls(build_fn=build_fn, sites=names, **kwargs)
 
 

@@ -16,7 +16,7 @@ from bayesft_keras.tuning import model_sites
 PROBABILITIES = "probabilities"  # the softmax added after a model's logits
 
 
-def build_fn(model, sites="all", copy_weights=False):
+def build_fn(model, sites="all", init_from_model=False):
     """A `build_fn` for `BayesFTHyperModel` (`from_model`) and its site names.
 
     The function maps `{site: rate}` to a new copy of `model` with its sites
@@ -28,21 +28,21 @@ def build_fn(model, sites="all", copy_weights=False):
             one output, ending in a softmax or in a `Dense` layer without
             activation (which gets a softmax).
         sites: "all", "dense" or a list of layer names (see `site_plan`).
-        copy_weights: start every copy from `model`'s weights (fine-tuning);
+        init_from_model: start every copy from `model`'s weights (fine-tuning);
             False: from new ones, each layer's own initializer (from scratch).
 
     Returns:
         `(build_fn, site_names)`.
     """
-    if not isinstance(copy_weights, bool):
-        raise ValueError(f"`init_from_model` must be True or False. Received: init_from_model={copy_weights!r}")
+    if not isinstance(init_from_model, bool):
+        raise ValueError(f"`init_from_model` must be True or False. Received: init_from_model={init_from_model!r}")
     plan = model_sites.site_plan(model, sites)
     model_sites.needs_softmax(model)  # raises on an output that is neither probabilities nor logits
     source = keras.models.clone_model(model)
     source.set_weights(model.get_weights())
 
     def build(rates):
-        return with_sites(source, rates, plan, copy_weights=copy_weights)
+        return with_sites(source, rates, plan, copy_weights=init_from_model)
 
     build.__name__ = model.name  # the hypermodel's `arch`, in its repr and logs
     return build, [site.name for site in plan]
