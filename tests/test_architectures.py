@@ -176,7 +176,10 @@ def test_lenet5_is_the_papers():
         (5 * 5 * 1 + 1) * 6 + (5 * 5 * 6 + 1) * 16 + (4 * 4 * 16 + 1) * 120 + (120 + 1) * 84
         + (84 + 1) * 10
     )
-    assert model.count_params() == expected_params
+    # The paper's parameters are the trainable ones; besides them, each dropout site holds its
+    # rate (a scalar variable, so one compiled step serves every trial's rates).
+    assert sum(math.prod(w.shape) for w in model.trainable_weights) == expected_params
+    assert model.count_params() == expected_params + len(architectures.sites("lenet5"))
 
 
 def test_vgg11_has_the_papers_cifar_head():

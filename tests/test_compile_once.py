@@ -134,6 +134,61 @@ def test_compile_once_takes_true_false_or_auto(data, tmp_path, value):
         search(data, tmp_path, trials=1, compile_once=value)
 
 
+# -- several trials at once ---------------------------------------------------------------
+
+
+def test_trials_trained_in_a_group_equal_the_same_trials_trained_alone(data, tmp_path, capsys):
+    # 4 trials, all before the GP starts (num_initial_points=4): a group proposes the same
+    # values as one at a time. Groups of 3 then 1 (its empty places filled).
+    grouped = search(data, tmp_path / "grouped", trials=4, compile_once=True, trials_at_once=3)
+    alone = search(data, tmp_path / "alone", trials=4, compile_once=True)
+    assert [t["group"] for _, t in sorted(grouped.timings.items())] == [3, 3, 3, 1]
+    for (hp_g, score_g, weights_g), (hp_a, score_a, weights_a) in zip(results(grouped), results(alone)):
+        assert hp_g == hp_a
+        if TF:
+            assert score_g == score_a
+            for a, b in zip(weights_g, weights_a):
+                np.testing.assert_array_equal(a, b)
+        else:
+            assert score_g == pytest.approx(score_a, abs=0.02)
+            for a, b in zip(weights_g, weights_a):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert "UserWarning" not in capsys.readouterr().err  # saved trials load whole
+
+
+@pytest.mark.skipif(not TF, reason="trace counts of TensorFlow's tf.function")
+def test_a_grouped_search_traces_its_group_once(data, tmp_path, counts):
+    search(data, tmp_path, trials=5, compile_once=True, trials_at_once=2)
+    # The group's train step (traced as the lone model's: once per execution shape) and one evaluator.
+    assert counts["compile_forward"] == 1
+    assert 1 <= counts["train_step"] <= 2
+
+
+def test_a_group_falls_back_to_one_trial_at_a_time_and_says_why(data, tmp_path, capsys):
+    tuner = search(data, tmp_path / "a", trials=2, compile_once=False, trials_at_once=2)
+    assert "bayesft: one trial at a time (compile_once=False)." in capsys.readouterr().out
+    assert all("group" not in t for t in tuner.timings.values())
+    x, y = data
+    hm = hypermodel()
+    tuner = BayesFTTuner(hm, DriftObjective(sigma=0.5, chips=4), (x[:128], y[:128]), max_trials=1, seed=3,
+                         directory=str(tmp_path / "b"), project_name="p", trials_at_once=2)
+    tuner.search(x, y, validation_split=0.1, verbose=0)
+    assert "one trial at a time (a group cannot apply the fit arguments ['validation_split'])" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "two"])
+def test_trials_at_once_takes_a_positive_int_or_auto(data, tmp_path, value):
+    with pytest.raises(ValueError, match=rf"`trials_at_once` must be an int >= 1 or 'auto'\. Received: trials_at_once={value!r}"):
+        search(data, tmp_path, trials=1, trials_at_once=value)
+
+
+def test_auto_trains_one_trial_at_a_time_without_a_gpu():
+    from bayesft_keras.tuning import group
+
+    assert group.free_accelerator_memory() is None
+    assert group.auto_size(hypermodel(), 64) == 1
+
+
 # -- SiteDropout ----------------------------------------------------------------------------
 
 

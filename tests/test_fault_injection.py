@@ -112,6 +112,33 @@ def test_killed_at_random_moments_the_search_resumes_to_the_uninterrupted_trials
     _assert_same_search(run, reference)
 
 
+@pytest.mark.slow
+def test_a_killed_search_in_groups_keeps_every_finished_trial(tmp_path):
+    # Trials trained two at a time (`trials_at_once`): a kill during the group's training loses
+    # only the group's unfinished trials, which run again with their values; a kill between two
+    # trials of a group keeps the first.
+    preset = tmp_path / "grouped.toml"
+    preset.write_text(TINY.replace("trials = 4", "trials = 6\ntrials_at_once = 2"))
+    run = tmp_path / "run"
+    command = _command(preset, run)
+    rng = random.Random(2)
+    finished = {}
+    for _ in range(5):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(6.0, 14.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        rows = {r["trial"]: r for r in _trials(run) if r["method"] == "bayesft"} if (run / "trials.csv").exists() else {}
+        assert all(rows.get(t) == row for t, row in finished.items())  # nothing finished is lost or redone
+        finished.update(rows)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {r["trial"]: r for r in _trials(run) if r["method"] == "bayesft"}
+    assert sorted(rows, key=int) == [str(i) for i in range(6)]
+    assert all(rows[t] == row for t, row in finished.items())
+    assert json.loads((run / "config.json").read_text())["trials_at_once"] == 2
+
+
 def _search(tmp_path, run):
     return run_search(load_preset(str(_preset(tmp_path))), run, verbose=0)
 

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import re
+import shlex
 
 import keras
 import keras_tuner
@@ -20,6 +21,7 @@ import bayesft_keras as bk
 from bayesft_keras.architectures import SiteDropout
 from bayesft_keras.cli import app
 from bayesft_keras.device.layers import DeviceLayerMixin
+from bayesft_keras.reporting import commands
 from bayesft_keras.tuning import model_sites
 from bayesft_keras.tuning import site_copy
 from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
@@ -358,7 +360,8 @@ def test_tune_model_end_to_end_on_a_small_functional_model(tmp_path, monkeypatch
     result = _tune(tmp_path, "--model", str(path), "--sites", "conv1,fc2", "--quiet")
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
-    assert (config["model"], config["sites"], config["init_from_model"]) == (str(path.resolve()), "conv1,fc2", False)
+    assert (config["model"], config["sites"], config["init_from_model"]) == (str(path), "conv1,fc2", False)
+    assert config["model_fingerprint"].startswith("sha256:")
     header = (run / "trials.csv").read_text().splitlines()[0].split(",")
     assert [h for h in header if h.startswith("dropout_")] == ["dropout_conv1", "dropout_output"]
     device = keras.models.load_model(run / "best_model.keras", compile=False)
@@ -382,6 +385,18 @@ def test_tune_model_end_to_end_on_a_small_functional_model(tmp_path, monkeypatch
     again = _tune(tmp_path, "--model", "small.keras", "--sites", "conv1,fc2", "--quiet")
     assert again.exit_code == 0, again.output
     assert (run / "trials.csv").read_text() == before
+    # So does the command report.html gives (--model, --sites; no --arch, which --model refuses).
+    words = shlex.split(commands.tune_command(config, run))
+    assert "--arch" not in words and words[words.index("--model") + 1] == str(path)
+    words[words.index("--preset") + 1] = str(_preset(tmp_path))  # a preset file outside tuners/
+    again = CliRunner().invoke(app, words[1:] + ["--quiet"])
+    assert again.exit_code == 0, again.output
+    assert (run / "trials.csv").read_text() == before
+    # A changed model file is another search: its resume is refused.
+    keras.utils.set_random_seed(5)
+    small_functional().save(path)
+    line = _one_line_error(_tune(tmp_path, "--model", "small.keras", "--sites", "conv1,fc2"))
+    assert "other settings" in line and "model_fingerprint" in line, line
 
 
 @pytest.mark.slow

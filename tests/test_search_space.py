@@ -63,10 +63,10 @@ def test_extended_space_needs_a_sigma_noise_and_a_zoo_arch():
 
 
 def test_no_dropout_baseline_of_an_extended_search_keeps_the_recipe():
-    from bayesft_keras.tuning.search import _FixedRatesHyperParameters
+    from bayesft_keras.tuning.methods import fixed_rates
 
     hm = BayesFTHyperModel("lenet5", noise=LogNormalDrift(1.5), search_space="extended")
-    values = _FixedRatesHyperParameters.make(hm, 0.0).values
+    values = fixed_rates(hm, 0.0).values
     assert values["dropout_conv1"] == 0.0 and values["init_scale"] == 1.0 and values["learning_rate"] == 0.01
 
 

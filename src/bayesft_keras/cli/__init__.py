@@ -13,5 +13,6 @@ from bayesft_keras.cli import evaluate  # noqa: E402,F401
 from bayesft_keras.cli import tune  # noqa: E402,F401
 from bayesft_keras.cli import study  # noqa: E402,F401
 from bayesft_keras.cli import launch  # noqa: E402,F401
+from bayesft_keras.cli import report  # noqa: E402,F401
 
 __all__ = ["app", "main"]

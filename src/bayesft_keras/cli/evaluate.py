@@ -38,7 +38,7 @@ def evaluate(
     model: Path = typer.Argument(
         ..., help="A .keras model file (plain Keras or with ReRAM layers), or a tf_keras .h5 file / SavedModel folder."
     ),
-    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name (bayesft_keras.data), or digits-detect, voc/2007, coco/2017 for a detector."),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name (bayesft_keras.data), your own data (a .npz file, a folder of class subfolders of images, a tfds-prepared folder; split with --data-seed as in training), or digits-detect, voc/2007, coco/2017 for a detector."),
     split: str = typer.Option("test", help="Split to evaluate on: test or val."),
     sigmas: Optional[str] = typer.Option(
         None, "--sigmas", "--values",
@@ -105,6 +105,9 @@ def evaluate(
     from bayesft_keras.evaluation import validation
 
     check_writable(out, "--out")
+    from bayesft_keras import data
+
+    dataset = data.resolve(dataset)  # a path: absolute (the report names it), checked before the model loads
     checks.seed(seed, "seed")
     checks.seed(data_seed, "data_seed")
     validation.check_threshold(threshold)

@@ -26,7 +26,7 @@ def _floats(option, text):
 @app.command()
 @user_errors
 def study(
-    dataset: str = typer.Option("digits", help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, or a prepared tfds dataset (mnist, ...)."),
+    dataset: str = typer.Option("digits", help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, a prepared tfds dataset (mnist, ...), or your own data: a .npz file, a folder of class subfolders of images, or a tfds-prepared folder."),
     arch: str = typer.Option("mlp", help="Architecture of the zoo; the depth component applies to mlp only."),
     components: Optional[str] = typer.Option(
         None, help="Comma list of dropout, normalization, depth, activation (default: all that apply to --arch)."
@@ -63,7 +63,12 @@ def study(
             shape = tuple(int(v) for v in input_shape.split(","))
         except ValueError:
             raise UsageError(f"--input-shape must be H,W,C (e.g. 28,28,1). Received: {input_shape!r}") from None
-    directory = out or Path("runs") / f"study_{dataset}_{arch}"
+    from bayesft_keras import data
+
+    dataset = data.resolve(dataset)  # a path: absolute and checked, before any training
+    # A path's default folder is named by its file or folder name (runs/study_mydata_mlp).
+    label = Path(dataset).stem if data.is_path(dataset) else dataset
+    directory = out or Path("runs") / f"study_{label}_{arch}"
     check_writable(directory, "--out")
     try:
         result = run_study(

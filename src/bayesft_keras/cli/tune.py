@@ -29,7 +29,10 @@ def tune(
     init_from_model: bool = typer.Option(
         False, "--init-from-model", help="With --model, start every trial from its weights (fine-tuning), not from new ones."
     ),
-    dataset: Optional[str] = typer.Option(None, help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, or a tfds dataset (mnist, cifar10, ...)."),
+    dataset: Optional[str] = typer.Option(None, help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, a tfds dataset (mnist, cifar10, ...), or your own data: a .npz file (x/y or x_train/y_train, ...), a folder of class subfolders of images, or a tfds-prepared folder."),
+    input_shape: Optional[str] = typer.Option(
+        None, "--input-shape", help="Bring the images to H,W,C first (e.g. 32,32,3); needed for a folder of images of several sizes."
+    ),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="tfds data directory."),
     sigma: Optional[float] = typer.Option(None, help="Target drift sigma of the objective."),
     chips: Optional[int] = typer.Option(None, help="Simulated chips per objective evaluation."),
@@ -39,6 +42,10 @@ def tune(
     ),
     trials: Optional[int] = typer.Option(None, help="Search budget: trials per tuned method."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs per trial."),
+    trials_at_once: Optional[str] = typer.Option(
+        None, "--trials-at-once",
+        help="Trials trained together as copies in one compiled model (a GPU's idle time): a number, or auto (from the GPU's free memory; 1 on a CPU).",
+    ),
     preset: Optional[str] = typer.Option(None, help="A preset name from tuners/ or a path to a TOML file (default: quick; detection-quick with --task detection)."),
     dir: Optional[Path] = typer.Option(None, "--dir", help="Run directory (default: runs/<preset>); reuse it to resume."),
     seed: Optional[int] = typer.Option(None, help="Seed of data splits, training, oracle and chips."),
@@ -115,6 +122,7 @@ def tune(
 
         sigma = load_device(device).target
     config = config.replace(
+        input_shape=parse_input_shape(input_shape),
         device=device,
         task=task,
         arch=arch,
@@ -134,10 +142,10 @@ def tune(
         init_scale=init_scale,
         search_space=search_space,
         warm_start_epochs=warm_start_epochs,
-        # Absolute: a resume from another folder finds the same model (config.json holds it).
-        model=None if model is None else str(model.resolve()),
+        model=None if model is None else str(model),  # made absolute, with its fingerprint, by TuneConfig
         sites=sites,
         init_from_model=True if init_from_model else None,
+        trials_at_once=_parse_trials_at_once(trials_at_once),
     )
     _check_names(config)
     directory = dir or Path("runs") / config.name
@@ -182,6 +190,19 @@ def _write_plain_model(directory):
 
     best = keras.models.load_model(directory / "best_model.keras", compile=False)
     durable.save_model(plain_model(best), directory / PLAIN_MODEL_FILE)
+
+
+def parse_input_shape(text):
+    """`"H,W,C"` -> (H, W, C); None stays None."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        fail(f"`input_shape` must be H,W,C of positive integers (e.g. 28,28,1). Received: input_shape={text!r}")
+    return shape
 
 
 def default_preset(task=None):
@@ -237,3 +258,13 @@ def _print_result(result):
             f"{result.directory / PLAIN_MODEL_FILE} (plain Keras, its dropout rates inside)"
         )
     console.print(f"Run directory: {result.directory} (tensorboard --logdir {result.directory / 'tb'})")
+
+
+def _parse_trials_at_once(value):
+    """`--trials-at-once`: "auto", a number as an int; anything else as given (the config refuses it)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        return value

@@ -150,3 +150,30 @@ def split(x, y, *, test_fraction, validation_fraction, seed):
         x_rest, y_rest, validation_fraction / (1.0 - test_fraction), seed
     )
     return x_train, y_train, x_val, y_val, x_test, y_test
+
+
+def split_parts(source, images, labels, num_classes, seed, test_fraction, validation_fraction):
+    """A `Dataset` from a file's parts ("all", or "train" with optional "val" and "test").
+
+    The splits a file lacks are carved as the named datasets' are: one array
+    ("all") is split like `digits` (test, then validation, each a fraction
+    of the whole); from "train", a missing test split takes `test_fraction`
+    of it, then a missing validation split `validation_fraction` of the rest
+    (as for tfds datasets). Seeded, stratified where every class can be.
+    """
+    if "all" in images:
+        parts = split(
+            images["all"], labels["all"], test_fraction=test_fraction,
+            validation_fraction=validation_fraction, seed=seed,
+        )
+        return Dataset(source, *parts, num_classes=num_classes)
+    x, y = images["train"], labels["train"]
+    if "test" in images:
+        x_test, y_test = images["test"], labels["test"]
+    else:
+        x, y, x_test, y_test = carve(x, y, test_fraction, seed)
+    if "val" in images:
+        x_val, y_val = images["val"], labels["val"]
+    else:
+        x, y, x_val, y_val = carve(x, y, validation_fraction, seed)
+    return Dataset(source, x, y, x_val, y_val, x_test, y_test, num_classes=num_classes)

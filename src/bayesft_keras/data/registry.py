@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from bayesft_keras.data import files
 from bayesft_keras.data import tfds_loader
 from bayesft_keras.data.dataset import Dataset
 from bayesft_keras.data.dataset import split
@@ -15,6 +16,29 @@ _LOCAL = ("digits", "mnist5k", "synthetic")
 def available():
     """The dataset names that work offline, plus the tfds names we document."""
     return list(_LOCAL) + list(TFDS_DOCUMENTED)
+
+
+def is_path(name):
+    """Whether `name` is a path (a file or folder of the user's data) rather than a dataset name.
+
+    The offline names are never paths, even where a file of that name exists;
+    see `files.looks_like_path` for the rest.
+    """
+    return name not in _LOCAL and files.looks_like_path(name)
+
+
+def resolve(name):
+    """`name` as a `TuneConfig` or a run directory keeps it: a path made absolute, a name as it is.
+
+    Raises:
+        ValueError: a path to nothing, or to a file that is not a `.npz`.
+    """
+    return files.resolve(name) if is_path(name) else name
+
+
+def fingerprint(name):
+    """The content fingerprint of a dataset file or folder (`files.fingerprint`); None for a name."""
+    return files.fingerprint(files.resolve(name)) if is_path(name) else None
 
 
 def load(
@@ -38,7 +62,11 @@ def load(
             "synthetic" (random images with a learnable rule, for speed tests),
             or a tfds image-classification dataset name ("mnist",
             "fashion_mnist", "cifar10", "cifar100", "svhn_cropped", ...),
-            prepared in `data_dir` beforehand (nothing is downloaded).
+            prepared in `data_dir` beforehand (nothing is downloaded);
+            or a path (str or path-like): a `.npz` file holding `x`/`y` or
+            `x_train`/`y_train` (+ optional `x_val`/`y_val`, `x_test`/`y_test`),
+            a folder of class subfolders of images, or a folder prepared by
+            tfds (see `bayesft_keras.data.files`).
         input_shape: (height, width, channels) the images are brought to, or
             None to keep their own.
         resize_mode: "resize" or "pad" (see `fit_images`).
@@ -46,7 +74,8 @@ def load(
             ~/tensorflow_datasets).
         seed: seed of the splits (and of the synthetic data).
         test_fraction, validation_fraction: split sizes. tfds datasets keep
-            their own test split and carve only validation from train.
+            their own test split and carve only validation from train; files
+            keep the splits they hold and carve the others.
         max_examples: keep at most this many training examples (tfds: read
             only about that many).
         **kwargs: loader-specific options (synthetic: `num_examples`,
@@ -59,10 +88,12 @@ def load(
             "`test_fraction + validation_fraction` must be < 1. Received: "
             f"{test_fraction} + {validation_fraction}"
         )
-    if not isinstance(name, str) or not name:
+    path = is_path(name)
+    if not path and (not isinstance(name, str) or not name):
         raise ValueError(
             f"`name` must be a dataset name: one of {available()} or a tfds "
-            f"image-classification dataset. Received: name={name!r}"
+            f"image-classification dataset, or a path to a .npz file or a folder of images. "
+            f"Received: name={name!r}"
         )
     if max_examples is not None and (
         isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
@@ -70,7 +101,17 @@ def load(
         raise ValueError(
             f"`max_examples` must be an int >= 1 or None. Received: max_examples={max_examples!r}"
         )
-    if name == "digits":
+    if path and kwargs:
+        raise ValueError(
+            f"Options {sorted(kwargs)} apply only to the synthetic dataset. Received them "
+            f"with name={name!r}"
+        )
+    if path:
+        ds = files.load(
+            name, seed=seed, test_fraction=test_fraction, validation_fraction=validation_fraction,
+            input_shape=input_shape,
+        )
+    elif name == "digits":
         ds = _digits(seed, test_fraction, validation_fraction)
     elif name == "mnist5k":
         ds = _mnist5k(seed, test_fraction, validation_fraction)

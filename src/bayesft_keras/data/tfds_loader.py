@@ -51,8 +51,16 @@ def builder(name, data_dir=None, valid_names=None):
         valid = ", ".join(valid_names or DOCUMENTED)
         raise ValueError(
             f"Unknown dataset {name!r}. Valid names: {valid}, or any tfds "
-            "image-classification dataset (see `tfds.list_builders()`)."
+            "image-classification dataset (see `tfds.list_builders()`), or a path: a .npz file "
+            "or a folder of class subfolders of images."
         ) from None
+    check_image_classification(b, name)
+    return b
+
+
+def check_image_classification(b, name):
+    """Raises `ValueError` unless the tfds builder `b` gives (image, class label) pairs."""
+    tfds = import_tfds()
     image_key, label_key = b.info.supervised_keys or (None, None)
     features = b.info.features
     if (
@@ -65,7 +73,6 @@ def builder(name, data_dir=None, valid_names=None):
             f"Dataset {name!r} is not an image-classification dataset: it needs an "
             "image and a class label as its supervised keys."
         )
-    return b
 
 
 def _not_prepared(name, data_dir):
@@ -156,6 +163,17 @@ def load(
             varying size without `input_shape`.
     """
     b = builder(name, data_dir, valid_names)
+    return load_builder(
+        b, name, data_dir=data_dir, seed=seed, validation_fraction=validation_fraction,
+        test_fraction=test_fraction, max_examples=max_examples, input_shape=input_shape,
+    )
+
+
+def load_builder(
+    b, name, *, data_dir=None, seed=0, validation_fraction=0.1, test_fraction=0.2, max_examples=None,
+    input_shape=None,
+):
+    """`load` of a tfds builder `b` (see `load`); `name` names the dataset in messages and the `Dataset`."""
     image_shape = b.info.features[b.info.supervised_keys[0]].shape
     image_size = None
     if None in image_shape[:2]:
@@ -176,3 +194,60 @@ def load(
     x_train, y_train, x_val, y_val = carve(x, y, validation_fraction, seed)
     num_classes = b.info.features[b.info.supervised_keys[1]].num_classes
     return Dataset(name, x_train, y_train, x_val, y_val, x_test, y_test, num_classes=num_classes)
+
+
+INFO_FILE = "dataset_info.json"
+
+
+def prepared_folder(path):
+    """The folder of one prepared tfds dataset version at or below `path`, or None if there is none.
+
+    `path` is the version folder itself (holding `dataset_info.json`, as
+    `tfds build` writes it: DATA_DIR/NAME/VERSION), or the NAME (or
+    NAME/CONFIG) folder above it: the newest version there is taken.
+
+    Raises:
+        ValueError: several datasets (configs) below `path`, or TFRecord files
+            without the `dataset_info.json` that says how to read them.
+    """
+    if os.path.isfile(os.path.join(path, INFO_FILE)):
+        return path
+    found = []
+    for root, dirs, names in os.walk(path):
+        depth = os.path.relpath(root, path).count(os.sep) + (root != path)
+        if INFO_FILE in names:
+            found.append(root)
+        if depth >= 2:
+            dirs[:] = []
+    if not found:
+        if any(".tfrecord" in name for name in os.listdir(path)):
+            raise ValueError(
+                f"`dataset` folder {path!r} holds TFRecord files but no {INFO_FILE}: give the folder "
+                f"`tfds build` prepared (DATA_DIR/NAME/VERSION). Received: dataset={path!r}"
+            )
+        return None
+    parents = {os.path.dirname(f) for f in found}
+    if len(parents) > 1:
+        raise ValueError(
+            f"`dataset` folder {path!r} holds several tfds datasets; give one of "
+            f"{sorted(parents)}. Received: dataset={path!r}"
+        )
+    return max(found, key=lambda f: _version_key(os.path.basename(f)))
+
+
+def _version_key(name):
+    try:
+        return tuple(int(part) for part in name.split("."))
+    except ValueError:
+        return ()
+
+
+def load_folder(folder, source, *, seed, test_fraction, validation_fraction, input_shape=None):
+    """The `Dataset` of a prepared tfds folder (`prepared_folder`), named `source`."""
+    tfds = import_tfds()
+    b = tfds.builder_from_directory(folder)
+    check_image_classification(b, source)
+    return load_builder(
+        b, source, seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction,
+        input_shape=input_shape,
+    )

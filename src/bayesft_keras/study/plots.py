@@ -1,12 +1,9 @@
 """One PNG per component: each variant's mean curve over seeds with its band."""
 
-import io
-import os
-
-from bayesft_keras.utils import files
+from bayesft_keras.evaluation import rendering
 
 
-def plot_component(result, path, title=None):
+def plot_component(result, path, title=None, chance=None):
     """Writes a PNG of a component's variants: mean metric against sigma, ± std band.
 
     The band is the standard deviation over seeds (over chips with a single
@@ -17,6 +14,8 @@ def plot_component(result, path, title=None):
         result: a `ComponentResult`.
         path: the PNG file to write (folders are created).
         title: the plot title.
+        chance: the accuracy of guessing (1 / classes), drawn as a dashed
+            "chance" line; None draws none.
 
     Returns:
         `path`.
@@ -47,17 +46,13 @@ def plot_component(result, path, title=None):
     base = result.baseline
     band = f"± std over {base.num_seeds} seeds" if base.spread_over == "seeds" else f"± std over {base.chips} chips"
     k = result.comparisons[0].k if result.comparisons else 2.0
-    axes.set_xlabel("drift σ (w' = w·exp(θ), θ ~ N(0, σ²))")
-    axes.set_ylabel("accuracy")
+    axes.set_xlabel(rendering.PARAM_LABELS["sigma"])
+    rendering.score_axis(axes, "accuracy", chance=chance)
     axes.set_title(
         title or f"{result.component}: accuracy under drift (mean {band}; ▲/▼: beyond {k:g} SE)",
         fontsize="medium",
     )
-    axes.grid(True, alpha=0.3)
-    axes.legend(fontsize="small")
+    rendering.legend_below(axes, columns=3)
     figure.tight_layout()
-    # Rendered in memory, then written atomically as the study's other files.
-    png = io.BytesIO()
-    figure.savefig(png, format="png")
-    files.write_bytes(path, png.getvalue())
-    return os.fspath(path)
+    # Written atomically, as the study's other files.
+    return rendering.save_png(figure, path)

@@ -11,6 +11,7 @@ import os
 import time
 
 from bayesft_keras.evaluation.progress import progress as progress_bar
+from bayesft_keras.reporting import write_report
 from bayesft_keras.study import records as records_lib
 from bayesft_keras.study import statistics
 from bayesft_keras.study import summary as summary_lib
@@ -46,7 +47,7 @@ class StudyResult:
         components: one `summary.ComponentResult` per studied component
             (baseline and variants aggregated over seeds, comparisons).
         skipped: `{component: reason}` of components that do not apply.
-        files: `{"csv", "table", "summary", "config": path, "plots": {component: path}}`.
+        files: `{"csv", "table", "summary", "config", "report": path, "plots": {component: path}}`.
         trained: runs trained by this call; reused: runs read back from the folder.
         seconds: wall time of this call.
     """
@@ -91,8 +92,9 @@ def run_study(
     `out`: `results.csv` (every sigma), `table.md` (mean ± std over
     seeds at up to 7 sigmas), `summary.md` (statements computed from the
     numbers: where each variant helps or hurts, beyond `k` standard
-    errors), one `<component>.png` per component, and the per-run JSON
-    files that make the study resumable.
+    errors), one `<component>.png` per component, `report.html` (all of
+    it on one page), and the per-run JSON files that make the study
+    resumable.
 
     Args:
         build_fn: your own network instead of `arch`: a function called
@@ -241,9 +243,8 @@ def run_study(
     files_lib.write_text(files["summary"], summary_lib.summary_markdown(results, context, study_grid.skipped))
     for result in results:
         path = os.path.join(directory, f"{result.component}.png")
-        files["plots"][result.component] = plot_component(
-            result, path,
-        )
+        files["plots"][result.component] = plot_component(result, path, chance=1.0 / ds.num_classes)
+    files["report"] = os.fspath(write_report(directory))
     return StudyResult(
         directory=directory,
         components=results,

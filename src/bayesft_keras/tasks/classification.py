@@ -150,7 +150,9 @@ def load_split(model, dataset="digits", split="test", data_seed=0, max_examples=
             f"Model {model.name!r} needs one input of fixed shape to load a dataset for it; "
             f"its input shape is {model.input_shape}."
         )
-    ds = data_lib.load(dataset, seed=data_seed)  # checked: finite images, labels in [0, classes)
+    # A folder of images of several sizes is read at the model's size (it has none of its own).
+    fit = data_lib.is_path(dataset) and len(input_shape) == 3
+    ds = data_lib.load(dataset, seed=data_seed, input_shape=input_shape if fit else None)  # checked
     _check_classes(model, ds)
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
     if max_examples is not None:

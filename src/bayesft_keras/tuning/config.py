@@ -7,11 +7,14 @@ Presets are TOML files (top-level `tuners/`). Their tables (`[model]`,
 
 import dataclasses
 import math
+import os
 import sys
 import tomllib
 from pathlib import Path
 
+from bayesft_keras import data
 from bayesft_keras import tasks
+from bayesft_keras.data import files
 from bayesft_keras.device import quantization
 from bayesft_keras.utils import checks
 
@@ -50,7 +53,9 @@ class TuneConfig:
     # PyTorch's, as the authors train; "he" for resnet18/mobilenetv2)
     init: str | None = None
     init_scale: float = 1.0
-    # data
+    # data: a name of `bayesft_keras.data`, or the user's .npz file or image folder,
+    # kept as an absolute path with its content fingerprint (set from the data, not
+    # by the user): a resume finds the file from any folder, and is refused once it changed
     dataset: str = "digits"
     data_dir: str | None = None
     max_train_examples: int | None = None
@@ -79,6 +84,10 @@ class TuneConfig:
     baselines: tuple = ("no_dropout",)
     uniform_rate: float = 0.5
     noise_injection_range: tuple = (0.1, 1.5)
+    # trials trained together in one compiled model (tuning.group): a number or "auto"
+    trials_at_once: int | str = 1
+    # every trial trains one model compiled once (tuning.reuse): true, false or "auto"
+    compile_once: bool | str = "auto"
     # training
     # > 0: train the network once without dropout for this many epochs, and
     # start every trial and baseline from those weights (a warm start, as the
@@ -96,9 +105,17 @@ class TuneConfig:
     report_sigmas: tuple = (0.0, 1.5, 31)
     report_chips: int = 20
     seed: int = 0
+    dataset_fingerprint: str | None = dataclasses.field(default=None, init=False)
+    # the content fingerprint of `model`: a resume with a changed model file is refused
+    model_fingerprint: str | None = dataclasses.field(default=None, init=False)
 
     def __post_init__(self):
+        self.dataset = data.resolve(self.dataset)  # a path: absolute, checked to exist
+        self.dataset_fingerprint = data.fingerprint(self.dataset)
         if isinstance(self.model, str) and self.model:
+            # Absolute, as a dataset path: a resume from another folder finds the same file.
+            self.model = os.path.abspath(os.path.expanduser(self.model))
+            self.model_fingerprint = files.fingerprint(self.model) if os.path.isfile(self.model) else None
             # `arch` names the network in tables, summaries and messages: with `model`, its file's name.
             self.arch = Path(self.model).name
         self.validate()
@@ -169,6 +186,10 @@ class TuneConfig:
             or not 0 < self.init_scale < float("inf")
         ):
             fail("init_scale", self.init_scale, "a positive finite number")
+        if not (self.trials_at_once == "auto" or _positive_int(self.trials_at_once)):
+            fail("trials_at_once", self.trials_at_once, "an integer >= 1 or 'auto'")
+        if not (self.compile_once is True or self.compile_once is False or self.compile_once == "auto"):
+            fail("compile_once", self.compile_once, "true, false or 'auto'")
         if self.search_space not in SEARCH_SPACES:
             fail("search_space", self.search_space, f"one of {list(SEARCH_SPACES)}")
         if self.initial_rates is not None and (
@@ -181,7 +202,8 @@ class TuneConfig:
 
     def replace(self, **overrides):
         """A copy with the given fields replaced; None values are ignored."""
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        # init=False fields (dataset_fingerprint, model_fingerprint) come from the files, never from a setting.
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self) if f.init}
         if unknown:
             raise ValueError(f"Unknown setting(s) {sorted(unknown)}")
         values = {k: _normalise(k, v) for k, v in overrides.items() if v is not None}

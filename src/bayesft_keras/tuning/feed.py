@@ -40,24 +40,49 @@ def array_feed(x, y, batch_size, *, shuffle=True, seed=None):
         return None
     if len(x) != len(y) or len(x) == 0:
         return None  # let Keras raise its own message
+    if shuffle and seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    return _gathered(x, y, [_batch_indices(len(x), batch_size, shuffle, seed)]), math.ceil(len(x) / batch_size)
+
+
+def group_feed(x, y, batch_size, seeds, *, shuffle=True):
+    """`array_feed` for several trials at once: per step, `((x_0..x_k-1), (y_0..y_k-1))`,
+    batch `j` in the order of `seeds[j]`; returns `(dataset, steps_per_epoch)` (TensorFlow)."""
+    return _gathered(x, y, [_batch_indices(len(x), batch_size, shuffle, s) for s in seeds], tuples=True), math.ceil(
+        len(x) / batch_size
+    )
+
+
+def _batch_indices(n, batch_size, shuffle, seed):
+    """The example indices of every batch, epoch after epoch, endlessly.
+
+    Epoch `e` is a stateless shuffle seeded by `(seed, e)`: the order is a function of the
+    seed alone, not of TensorFlow's global seed, which a search sets per trial.
+    """
     import tensorflow as tf
 
-    steps = math.ceil(len(x) / batch_size)
+    def epoch(e):
+        indices = tf.range(n, dtype="int64")
+        if shuffle:
+            indices = tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([tf.cast(seed, "int64"), e]))
+        # Every epoch ends on its own short batch, as fit on arrays does.
+        return tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
+
+    return tf.data.Dataset.counter(dtype="int64").flat_map(epoch)
+
+
+def _gathered(x, y, orders, tuples=False):
+    import tensorflow as tf
+
     # Shuffle indices and gather each batch: no second copy of the data in a shuffle buffer.
     features, labels = tf.constant(x), tf.constant(y)
-    order = tf.data.Dataset.range(len(x))
-    if shuffle:
-        if seed is None:
-            seed = int(np.random.randint(0, 2**31 - 1))
-        order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    # `repeat` after `batch`: every epoch ends on its own short batch, as fit on arrays does.
-    dataset = (
-        order.batch(batch_size)
-        .map(lambda index: (tf.gather(features, index), tf.gather(labels, index)))
-        .repeat()
-        .prefetch(2)
-    )
-    return dataset, steps
+
+    def gather(*indices):
+        xs = tuple(tf.gather(features, i) for i in indices)
+        ys = tuple(tf.gather(labels, i) for i in indices)
+        return (xs, ys) if tuples else (xs[0], ys[0])
+
+    return tf.data.Dataset.zip(tuple(orders)).map(gather).prefetch(2)
 
 
 class ArrayBatches(keras.utils.PyDataset):

@@ -69,6 +69,22 @@ class SharedTrialModel:
         reset_optimizer(self.model.optimizer)
         return self.model
 
+    def adopt(self, model):
+        """Takes `model` (from `hypermodel.build`) as the shared model if there is none yet.
+
+        Its optimizer is built, so that a trial saved from it holds a whole (fresh)
+        optimizer state: a group trains its copies with an optimizer of its own.
+        """
+        if self.model is None:
+            self.model = model
+            if getattr(model, "optimizer", None) is not None:
+                model.optimizer.build(model.trainable_variables)
+
+    def model_like(self, trained):
+        """The shared model, holding the state of `trained` (a copy trained in a group)."""
+        copy_state(trained, self.model)
+        return self.model
+
     def evaluator_for(self, model, metric):
         """The search's `DriftEvaluator` of the shared `model` (made at the first call)."""
         if model is not self.model:
@@ -90,7 +106,9 @@ def copy_state(source, target):
             "one compiled model. Pass `compile_once=False`."
         )
     for s, t in pairs:
-        t.assign(s.value)
+        # A copy: JAX's train step donates its variables' buffers, and one source may fill
+        # several targets (a group's empty places).
+        t.assign(ops.copy(s.value))
     for s, t in zip(walk_layers(source), walk_layers(target)):
         if isinstance(t, SiteDropout):
             t.rate = s.rate  # the config's value; the variable came with the others

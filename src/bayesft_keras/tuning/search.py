@@ -24,9 +24,9 @@ best_model.keras and the reports as above.
 `run_search` runs its steps top-down: `_set_up` (data, objective,
 hypermodels), `_warm_start`, `_tuners` (BayesFT's search, then the
 baselines'), `_run_searches` (each search, then its report) and `_finish`
-(plot, summary). The data, the hypermodels and the metric come from the
-config's task (`bayesft_keras.tasks`); the files other than Keras Tuner's are
-written by `artifacts`.
+(plot, summary, report.html). The data, the hypermodels and the metric come
+from the config's task (`bayesft_keras.tasks`); the files other than Keras
+Tuner's are written by `artifacts`, report.html by `bayesft_keras.reporting`.
 """
 
 import contextlib
@@ -43,6 +43,7 @@ from bayesft_keras import tasks
 from bayesft_keras.device.presets import tuning_device
 from bayesft_keras.tuning import artifacts
 from bayesft_keras.tuning import durable
+from bayesft_keras.tuning import methods
 from bayesft_keras.tuning.artifacts import METHOD_TITLES
 from bayesft_keras.tuning.artifacts import WARM_START_FILE
 from bayesft_keras.tuning.artifacts import summary_markdown
@@ -117,34 +118,6 @@ def _report_sigmas(config):
     return sorted(values)
 
 
-class _FixedRatesHyperParameters:
-    """Hyperparameters that pin every dropout site of a hypermodel to one rate
-    (and the extended space's recipe values to the recipe's own)."""
-
-    @staticmethod
-    def make(hypermodel, rate):
-        recipe = hypermodel.recipe_values() if hasattr(hypermodel, "recipe_values") else {}
-        hp = keras_tuner.HyperParameters()
-        for name in hypermodel.hyperparameter_names():
-            hp.Fixed(name, float(recipe.get(name, rate)))
-        return hp
-
-
-def _initial_values(config, hypermodel):
-    """The hand-picked first trial: `config.initial_rates` (one per site, in order) or the
-    centre of every range, and the recipe's own values of an extended space."""
-    values = dict(hypermodel.recipe_values()) if hasattr(hypermodel, "recipe_values") else {}
-    if config.initial_rates is not None:
-        names = hypermodel.hyperparameter_names()[: len(hypermodel.sites)]
-        if len(config.initial_rates) != len(names):
-            raise ValueError(
-                f"`initial_rates` needs one rate per dropout site of {config.arch} "
-                f"({', '.join(hypermodel.sites)}). Received: initial_rates={list(config.initial_rates)}"
-            )
-        values.update(zip(names, (float(r) for r in config.initial_rates)))
-    return values
-
-
 def _fit_verbose(verbose):
     # A live bar on a terminal, a line per epoch in a log.
     return verbose if not verbose or sys.stdout.isatty() else 2
@@ -191,7 +164,7 @@ def run_search(config, directory, *, verbose=1, build_hypermodel=None, cluster=N
         run = _set_up(config, Path(directory), verbose, build_hypermodel)
         if config.warm_start_epochs:
             _warm_start(run)
-        tuners = _tuners(run, _tuner_options(run, distribution_strategy, worker))
+        tuners = methods.tuners(run, _tuner_options(run, distribution_strategy, worker))
         results, trials_run = _run_searches(run, tuners, cluster)
         if worker:
             return SearchResult(config=config, directory=run.directory, methods={}, worker_trials=trials_run)
@@ -228,7 +201,7 @@ def _set_up(config, directory, verbose, build_hypermodel):
     injection_hypermodel = None
     if "noise_injection" in config.baselines:
         injection_hypermodel = build_hypermodel(config, ds, noise_injection=True)
-    _initial_values(config, hypermodel)  # raises on initial rates that do not fit the dropout sites
+    methods.initial_values(config, hypermodel)  # raises on initial rates that do not fit the dropout sites
     directory.mkdir(parents=True, exist_ok=True)
     if new_settings:
         artifacts.write_config(config, directory)
@@ -246,7 +219,7 @@ def _warm_start(run):
     if not path.exists():
         if run.verbose:
             print(f"\n== warm start: {config.arch} without dropout, {config.warm_start_epochs} epochs ==")
-        hp = _FixedRatesHyperParameters.make(hypermodel, 0.0)
+        hp = methods.fixed_rates(hypermodel, 0.0)
         model = hypermodel.build(hp)
         hypermodel.fit(
             hp, model, run.ds.x_train, run.ds.y_train, epochs=config.warm_start_epochs,
@@ -282,85 +255,8 @@ def _tuner_options(run, distribution_strategy, worker):
         trials_csv=None if worker else run.directory / "trials.csv",
         directory=str(run.directory / "kt"),
         overwrite=False,
-        seed=run.config.seed,
-        distribution_strategy=distribution_strategy,
+        seed=run.config.seed, distribution_strategy=distribution_strategy, compile_once=run.config.compile_once,
     )
-
-
-def _tuners(run, common):
-    """method -> a function making its tuner: BayesFT's search, then the baselines', in this order
-    (a distributed search serves search i on port PORT+i)."""
-    return {**_bayesft_search(run, common), **_baseline_searches(run, common)}
-
-
-def _bayesft_search(run, common):
-    from bayesft_keras.tuning.tuner import BayesFTTuner
-
-    config, hypermodel = run.config, run.hypermodel
-    return {
-        "bayesft": lambda: BayesFTTuner(
-            hypermodel,
-            max_trials=config.trials,
-            num_initial_points=config.initial_points,
-            initial_values=_initial_values(config, hypermodel),
-            project_name="bayesft",
-            method="bayesft",
-            **common,
-        )
-    }
-
-
-# The baselines built from the search's own hypermodels; a task's other baselines are its own.
-_SEARCH_BASELINES = ("random", "uniform", "no_dropout", "noise_injection")
-
-
-def _baseline_searches(run, common):
-    from bayesft_keras.tuning.tuner import BayesFTTuner
-    from bayesft_keras.tuning.tuner import DriftRandomSearch
-
-    config, hypermodel = run.config, run.hypermodel
-
-    def one_trial(method, model, rate, **options):
-        return lambda: DriftRandomSearch(
-            model,
-            max_trials=1,
-            hyperparameters=_FixedRatesHyperParameters.make(model, rate),
-            tune_new_entries=False,
-            project_name=method,
-            method=method,
-            **dict(common, **options),
-        )
-
-    tuners = {}
-    if "random" in config.baselines:
-        tuners["random"] = lambda: DriftRandomSearch(
-            hypermodel, max_trials=config.trials, project_name="random", method="random", **common
-        )
-    for method, rate in (("uniform", config.uniform_rate), ("no_dropout", 0.0)):
-        if method in config.baselines:
-            tuners[method] = one_trial(method, hypermodel, rate)
-    if run.injection_hypermodel is not None:
-        tuners["noise_injection"] = lambda: BayesFTTuner(
-            run.injection_hypermodel,
-            max_trials=config.trials,
-            num_initial_points=min(config.initial_points, config.trials),
-            hyperparameters=_FixedRatesHyperParameters.make(hypermodel, 0.0),
-            project_name="noise_injection",
-            method="noise_injection",
-            **common,
-        )
-    # The task's own baselines (the paper's, for classification: bayesft_keras.baselines): one
-    # trial each, no dropout, the authors' settings; each scored by its own metric (FTNA decodes
-    # its codewords).
-    for method in run.task.baselines:
-        if method not in config.baselines or method in _SEARCH_BASELINES:
-            continue
-        model = run.task.baseline_hypermodel(config, run.ds, method)
-        model.initial_weights = run.warm_start  # FTNA's 7-output head keeps its initialization
-        run.method_metrics[method] = model.metric()
-        objective = dataclasses.replace(run.objective, metric=run.method_metrics[method])
-        tuners[method] = one_trial(method, model, 0.0, objective_spec=objective)
-    return tuners
 
 
 def _run_searches(run, tuners, cluster):
@@ -436,12 +332,14 @@ def _report_method(run, method, tuner):
 
 
 def _finish(run, results):
-    """The comparison plot and RUN/summary.md of the reported methods."""
+    """The comparison plot, RUN/summary.md and RUN/report.html of the reported methods."""
     from bayesft_keras.evaluation import plot_reports
+    from bayesft_keras.reporting import write_report
 
-    plot_reports([r.report for r in results.values()], run.directory / artifacts.REPORTS_DIR / "comparison.png")
-    result = SearchResult(
-        config=run.config, directory=run.directory, methods=results, chance=run.task.chance(run.ds)
-    )
+    chance = run.task.chance(run.ds)
+    path = run.directory / artifacts.REPORTS_DIR / "comparison.png"
+    plot_reports([r.report for r in results.values()], path, chance=chance, target=run.config.sigma)
+    result = SearchResult(config=run.config, directory=run.directory, methods=results, chance=chance)
     artifacts.write_summary(result)
+    write_report(run.directory, chance=chance)
     return result

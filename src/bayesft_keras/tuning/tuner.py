@@ -20,6 +20,7 @@ import keras_tuner
 from bayesft_keras.device import seeds
 from bayesft_keras.tuning import distributed
 from bayesft_keras.tuning import durable
+from bayesft_keras.tuning import group as group_lib
 from bayesft_keras.tuning import reuse
 from bayesft_keras.tuning.objective import OBJECTIVE_NAME
 from bayesft_keras.tuning.objective import DriftObjective
@@ -55,6 +56,10 @@ class DriftScoredTuner(durable.DurableTunerMixin):
             hypermodel's trials differ in architecture. "auto" (default): so when they do
             not, else a new model per trial, and a line that says why. False: a new model
             per trial.
+        trials_at_once: how many trials train together, as copies in one model with one
+            compiled step (`bayesft_keras.tuning.group`): the oracle proposes that many at
+            once. "auto": as many as fit in half the free memory of a GPU (at most 8), 1 on
+            a CPU. Needs trials that share one model (`compile_once`) and training arrays.
         **kwargs: the arguments of the Keras Tuner tuner.
     """
 
@@ -68,11 +73,15 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         trials_csv=None,
         trial_seed=None,
         compile_once="auto",
+        trials_at_once=1,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.compile_once = reuse.check_compile_once(compile_once)
         self._shared = None  # the `SharedTrialModel`, made at the first trial
+        self.trials_at_once = group_lib.check_trials_at_once(trials_at_once)
+        self._group = None  # the `TrialGroup` of a search in groups
+        self._grouped = {}  # trial_id -> (its trained copy, timings) or the group's error
         if self.compile_once is True and self._reuse_blocker() is not None:
             raise ValueError(
                 f"`compile_once=True`, but this search's trials cannot share one model: {self._reuse_blocker()}."
@@ -99,19 +108,30 @@ class DriftScoredTuner(durable.DurableTunerMixin):
             print(distributed.trial_started_line(self.tuner_id, self.method, trial), flush=True)
         super().on_trial_begin(trial)
 
+    def _seed_trial(self, trial):
+        if self.trial_seed is not None:
+            keras.utils.set_random_seed(seeds.trial_seed(self.trial_seed, self.method, trial.trial_id))
+
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         start = time.perf_counter()
-        if self.trial_seed is not None:
-            keras.utils.set_random_seed(seeds.trial_seed(self.trial_seed, self.method, trial.trial_id))
-        # Under a tf.distribute strategy (data-parallel training) when one is given;
-        # fit too, as it may compile again (the one-cycle schedule needs the step count).
-        with keras_tuner.engine.tuner.maybe_distribute(self.distribution_strategy):
-            shared = self._shared_model()
-            model = self.hypermodel.build(hp) if shared is None else shared.model_for(hp)
-            built = time.perf_counter()
-            self.hypermodel.fit(hp, model, *args, **kwargs)
-        trained = time.perf_counter()
+        self._seed_trial(trial)
+        shared = self._shared_model()
+        if trial.trial_id in self._grouped:  # trained with its group (`search` in groups)
+            result = self._grouped.pop(trial.trial_id)
+            if isinstance(result, Exception):
+                raise result
+            trained_copy, timing = result
+            model = shared.model_like(trained_copy)
+        else:
+            # Under a tf.distribute strategy (data-parallel training) when one is given;
+            # fit too, as it may compile again (the one-cycle schedule needs the step count).
+            with keras_tuner.engine.tuner.maybe_distribute(self.distribution_strategy):
+                model = self.hypermodel.build(hp) if shared is None else shared.model_for(hp)
+                built = time.perf_counter()
+                self.hypermodel.fit(hp, model, *args, **kwargs)
+            timing = {"build": built - start, "fit": time.perf_counter() - built}
+        scoring = time.perf_counter()
         evaluator = None if shared is None else shared.evaluator_for(model, self.objective_spec.metric)
         metrics, report = self.objective_spec.evaluate(model, *self.validation_data, evaluator=evaluator)
         scored = time.perf_counter()
@@ -127,15 +147,83 @@ class DriftScoredTuner(durable.DurableTunerMixin):
                     f"{self.method}_{trial.trial_id}", dict(hp.values), metrics
                 )
         self.timings[trial.trial_id] = {
-            "build": built - start,
-            "fit": trained - built,
-            "train": trained - start,
-            "score": scored - trained,
+            **timing,
+            "train": timing["build"] + timing["fit"],
+            "score": scored - scoring,
             "save": saved - scored,
             "hparams": time.perf_counter() - saved,
         }
         self._trial_metrics = metrics
         return metrics
+
+    # -- several trials at once -------------------------------------------------
+
+    def search(self, *fit_args, **fit_kwargs):
+        size = self._group_size(fit_args, fit_kwargs)
+        if size == 1:
+            return super().search(*fit_args, **fit_kwargs)
+        if "verbose" in fit_kwargs and not self._is_worker():
+            self.oracle.verbose = fit_kwargs["verbose"]
+        self.on_search_begin()
+        stopped = False
+        while not stopped:
+            trials = []
+            # Keras Tuner's way of giving trials to several workers, here to the places of a group.
+            for place in range(size):
+                self.pre_create_trial()
+                trial = self.oracle.create_trial(f"{self.tuner_id}-{place}")
+                if trial.status == keras_tuner.engine.trial.TrialStatus.STOPPED:
+                    stopped = True
+                    break
+                if trial.status == keras_tuner.engine.trial.TrialStatus.RUNNING:
+                    trials.append(trial)
+            if not trials:
+                break
+            self._train_group(trials, *fit_args, **fit_kwargs)
+            for trial in trials:
+                self.on_trial_begin(trial)
+                self._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+                self.on_trial_end(trial)
+        self.on_search_end()
+
+    def _group_size(self, fit_args, fit_kwargs):
+        size = self.trials_at_once
+        if size == "auto":
+            size = group_lib.auto_size(self.hypermodel, fit_kwargs.get("batch_size") or self.hypermodel.batch_size)
+        if size == 1:
+            return 1
+        blocker = group_lib.data_blocker(fit_args, fit_kwargs) or (
+            "compile_once=False" if self.compile_once is False else self._reuse_blocker()
+        )
+        if blocker is not None:
+            print(f"{self.method}: one trial at a time ({blocker}).", flush=True)
+            return 1
+        self._places = size
+        return size
+
+    def _train_group(self, trials, x, y, **fit_kwargs):
+        """Trains `trials` together; `run_trial` then scores and saves each."""
+        start = time.perf_counter()
+        shared = self._shared_model()
+        models, order_seeds = [], []
+        for trial in trials:
+            self._seed_trial(trial)  # as the trial alone: its weights, rates, seed states, batch order
+            models.append(self.hypermodel.build(trial.hyperparameters))
+            order_seeds.append(group_lib.order_seed(fit_kwargs.get("shuffle", True)))
+        shared.adopt(models[0])
+        if self._group is None:
+            self._group = group_lib.TrialGroup(self.hypermodel, self._places)
+        built = time.perf_counter()
+        try:
+            copies = self._group.train(models, order_seeds, x, y, **fit_kwargs)
+        except keras_tuner.errors.FatalError:
+            raise
+        except Exception as error:  # every trial of the group fails with it, as it would alone
+            self._grouped.update({t.trial_id: error for t in trials})
+            return
+        n = len(trials)
+        timing = {"build": (built - start) / n, "fit": (time.perf_counter() - built) / n, "group": n}
+        self._grouped.update({t.trial_id: (c, dict(timing)) for t, c in zip(trials, copies)})
 
     def _shared_model(self):
         """The search's `SharedTrialModel`, or None when every trial builds its own model."""
@@ -173,7 +261,10 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         if self.trials_csv is not None:
             write_trials_csv(self, self.trials_csv)
         if trial.trial_id in self.timings:
-            self.timings[trial.trial_id]["total"] = time.perf_counter() - self._trial_started
+            timing = self.timings[trial.trial_id]
+            timing["total"] = time.perf_counter() - self._trial_started
+            if "group" in timing:  # its share of the group's training came before the trial began
+                timing["total"] += timing["build"] + timing["fit"]
         if self._is_worker():
             print(distributed.trial_ended_line(self.tuner_id, self.method, trial, self._trial_metrics), flush=True)
 
