@@ -431,6 +431,7 @@ def test_cli_refuses_a_subclassed_model_in_one_line(tmp_path):
         (["--warm-start-epochs", "2"], r"`warm_start_epochs` must be 0 with `model`.*Received: warm_start_epochs=2"),
         (["--search-space", "extended"], r"`search_space` must be 'paper' with `model`.*search_space='extended'"),
         (["--device", "pcm"], r"`device` 'pcm' has a periphery.*Received: device='pcm'"),
+        (["--input-shape", "16,16,1"], r"`input_shape` must be none with `model`.*Received: input_shape=\(16, 16, 1\)"),
         (["--sites", "nope"], r"does not have: \['nope'\].*Received: sites=\['nope'\]"),
     ],
 )
