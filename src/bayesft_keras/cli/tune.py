@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +21,15 @@ def _parse_list(value):
 def tune(
     task: Optional[str] = typer.Option(None, help="classification (default) or detection (scored by mAP@0.5)."),
     arch: Optional[str] = typer.Option(None, help="Architecture: mlp, lenet5, alexnet, vgg (=vgg11), vgg11, vgg16, resnet18, mobilenetv2; detection: centernet."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="Your own network instead of --arch: a .keras file of a Sequential or Functional model (the preset's input_shape and warm start, made for its --arch, do not apply)."
+    ),
+    sites: Optional[str] = typer.Option(
+        None, help="With --model, its dropout sites: all (after every Dense/Conv layer, default), dense, or comma-separated layer names."
+    ),
+    init_from_model: bool = typer.Option(
+        False, "--init-from-model", help="With --model, start every trial from its weights (fine-tuning), not from new ones."
+    ),
     dataset: Optional[str] = typer.Option(None, help="digits (bundled 8x8, offline), mnist5k (5,000 real MNIST digits, offline), synthetic, a tfds dataset (mnist, cifar10, ...), or your own data: a .npz file (x/y or x_train/y_train, ...), a folder of class subfolders of images, or a tfds-prepared folder."),
     input_shape: Optional[str] = typer.Option(
         None, "--input-shape", help="Bring the images to H,W,C first (e.g. 32,32,3); needed for a folder of images of several sizes."
@@ -84,9 +94,17 @@ def tune(
     if distribute not in distributed.DISTRIBUTE_CHOICES:
         fail(f"`distribute` must be one of {list(distributed.DISTRIBUTE_CHOICES)}. Received: distribute={distribute!r}")
 
+    if model is not None and arch is not None:
+        fail(f"Give --model or --arch, not both. Received: --model {model} --arch {arch}")
+    if model is None and (sites is not None or init_from_model):
+        fail("--sites and --init-from-model are for --model (your own network). Received them without --model")
     if preset is None:
         preset = default_preset(task)
     config = load_preset(preset)
+    if model is not None and config.model is None:
+        # --model replaces the preset's zoo network, and with it the settings made for that network:
+        # its input size (the data are brought to the model's) and its warm start.
+        config = dataclasses.replace(config, input_shape=None, warm_start_epochs=0)
     if bits is not None:
         if bits.lower() == "none":
             bits_value = "none"
@@ -125,6 +143,9 @@ def tune(
         init_scale=init_scale,
         search_space=search_space,
         warm_start_epochs=warm_start_epochs,
+        model=None if model is None else str(model),  # made absolute, with its fingerprint, by TuneConfig
+        sites=sites,
+        init_from_model=True if init_from_model else None,
         trials_at_once=_parse_trials_at_once(trials_at_once),
     )
     _check_names(config)
@@ -152,7 +173,24 @@ def tune(
         trials = ", ".join(f"{method}: {n}" for method, n in result.worker_trials.items())
         typer.echo(f"Worker {cluster.worker_id}: the search is over; trials run here: {trials}.")
         return
+    if config.model is not None:
+        _write_plain_model(result.directory)
     _print_result(result)
+
+
+PLAIN_MODEL_FILE = "best_model_plain.keras"
+
+
+def _write_plain_model(directory):
+    """RUN/best_model_plain.keras: the best model of a `--model` search in Keras's own layers, its
+    dropout rates inside (RUN/best_model.keras is the same model on the device)."""
+    import keras
+
+    from bayesft_keras.tuning import durable
+    from bayesft_keras.tuning.site_copy import plain_model
+
+    best = keras.models.load_model(directory / "best_model.keras", compile=False)
+    durable.save_model(plain_model(best), directory / PLAIN_MODEL_FILE)
 
 
 def parse_input_shape(text):
@@ -215,6 +253,11 @@ def _print_result(result):
 
     for line in verdict_lines(result, METHOD_TITLES):
         console.print(line)
+    if config.model is not None:
+        console.print(
+            f"Best model: {result.directory / 'best_model.keras'} (on the device), "
+            f"{result.directory / PLAIN_MODEL_FILE} (plain Keras, its dropout rates inside)"
+        )
     console.print(f"Run directory: {result.directory} (tensorboard --logdir {result.directory / 'tb'})")
 
 

@@ -34,6 +34,9 @@ TUNE_FLAGS = {
     "warm_start_epochs": "--warm-start-epochs",
     "input_shape": "--input-shape",
     "trials_at_once": "--trials-at-once",
+    "model": "--model",
+    "sites": "--sites",
+    "init_from_model": "--init-from-model",
 }
 # How the CLI spells a None or an empty list of these fields.
 _NONE_SPELLING = {"bits": "none", "init": "default", "baselines": "none"}
@@ -43,7 +46,11 @@ def tune_command(config, directory):
     """`bayesft-keras tune ...` that resumes the run of `config` (RUN/config.json) in `directory`."""
     words = ["bayesft-keras", "tune", "--preset", str(config.get("name", "quick")), "--dir", str(directory)]
     for field, flag in TUNE_FLAGS.items():
-        if field not in config:
+        # With --model, `arch` is the model file's name, and --arch is refused.
+        if field not in config or (field == "arch" and config.get("model") is not None):
+            continue
+        if field == "init_from_model":  # a flag without a value
+            words += [flag] if config[field] else []
             continue
         value = _flag_value(field, config[field])
         if value is not None:

@@ -1,6 +1,7 @@
 """The classification task: the architecture zoo on `bayesft_keras.data` datasets, scored by accuracy."""
 
 import math
+import os
 
 import numpy as np
 
@@ -23,6 +24,8 @@ def zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
     from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
     from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
 
+    if config.model is not None:
+        return model_hypermodel(config, ds, noise_injection=noise_injection)
     noise, periphery, _, _ = tuning_device(config)
     kwargs = dict(
         tasks.hypermodel_options(config, ds),
@@ -46,6 +49,86 @@ def zoo_hypermodel(config, ds, noise_injection=False, baseline=None):
     if noise_injection:
         return NoiseInjectionHyperModel(sigma_range=tuple(config.noise_injection_range), **kwargs)
     return BayesFTHyperModel(search_space=config.search_space, **kwargs)
+
+
+def model_hypermodel(config, ds, noise_injection=False):
+    """The hypermodel of `config.model` (`tune --model`): its dropout sites by `config.sites`.
+
+    Trained from scratch with the recipe (`CUSTOM_RECIPE` unless the config sets the
+    learning rate, clipping or weight decay), or from the model's own weights with
+    `config.init_from_model`. The model's input shape and classes must be the dataset's.
+    """
+    from bayesft_keras.tuning.hypermodel import BayesFTHyperModel
+    from bayesft_keras.tuning.hypermodel import NoiseInjectionHyperModel
+
+    noise, periphery, _, _ = tuning_device(config)
+    if periphery is not None:
+        raise ValueError(
+            f"`device` {config.device!r} has a periphery (ADCs, DACs, tiles), which a `model` "
+            "search does not put on the device yet: use the architecture zoo (`arch`) or a device "
+            f"without one (lognormal). Received: device={config.device!r}, model={config.model!r}"
+        )
+    model = _load_model(config.model)
+    _check_model_data(model, ds, config.model)
+    kwargs = dict(
+        noise=noise,
+        bits=config.bits,
+        rate_range=tuple(config.rate_range),
+        output_rate_range=tuple(config.output_rate_range),
+        learning_rate=config.learning_rate or "preset",
+        clipvalue=config.clipvalue or "preset",
+        weight_decay=config.weight_decay or "preset",
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+    )
+    if noise_injection:
+        kwargs["sigma_range"] = tuple(config.noise_injection_range)
+    cls = NoiseInjectionHyperModel if noise_injection else BayesFTHyperModel
+    return cls.from_model(model, sites=site_rule(config.sites), init_from_model=config.init_from_model, **kwargs)
+
+
+def site_rule(sites):
+    """`TuneConfig.sites` ("all", "dense", or comma-separated layer names) as `from_model`'s `sites`."""
+    from bayesft_keras.tuning import model_sites
+
+    if sites in model_sites.RULES:
+        return sites
+    return [name.strip() for name in sites.split(",") if name.strip()]
+
+
+def _load_model(path):
+    from bayesft_keras.evaluation.files import load_model_file
+    from bayesft_keras.tuning import model_sites
+
+    return model_sites.check_model(load_model_file(path))
+
+
+def _model_image_shape(path):
+    """The (height, width, channels) a `--model` takes, which its data are brought to (as
+    `evaluate` does); None for another input (the data keep their shape, checked later)."""
+    from bayesft_keras.tuning import model_sites
+
+    shape = model_sites.input_shape(_load_model(path))
+    return shape if len(shape) == 3 and None not in shape else None
+
+
+def _check_model_data(model, ds, path):
+    """Raises when `model`'s input shape or classes are not those of the dataset `ds`."""
+    from bayesft_keras.tuning import model_sites
+
+    shape = model_sites.input_shape(model)
+    if len(shape) != len(ds.input_shape) or any(m not in (None, d) for m, d in zip(shape, ds.input_shape)):
+        raise ValueError(
+            f"`model` {path} takes inputs of shape {shape}, but dataset {ds.name!r} has {ds.input_shape} "
+            "(only images are brought to a model's (height, width, channels)): use a dataset of the "
+            f"model's shape. Received: model={path!r}, dataset={ds.name!r}"
+        )
+    classes = model_sites.num_classes(model)
+    if classes != ds.num_classes:
+        raise ValueError(
+            f"`model` {path} has {classes} output classes, but dataset {ds.name!r} has {ds.num_classes}. "
+            f"Received: model={path!r}, dataset={ds.name!r}"
+        )
 
 
 def load_split(model, dataset="digits", split="test", data_seed=0, max_examples=None):
@@ -120,12 +203,19 @@ class ClassificationTask(tasks.Task):
     def check_names(self, config):
         from bayesft_keras import architectures
 
+        if config.model is not None:
+            if not os.path.isfile(config.model):
+                raise FileNotFoundError(f"Model file not found: {config.model} (`model`)")
+            return
         architectures.get(config.arch)  # raises, listing the valid names
 
     def load_data(self, config):
         from bayesft_keras import data as data_lib
 
-        return data_lib.load(config.dataset, **tasks.data_options(config))
+        options = tasks.data_options(config)
+        if config.model is not None:
+            options["input_shape"] = _model_image_shape(config.model)
+        return data_lib.load(config.dataset, **options)
 
     def build_hypermodel(self, config, ds, noise_injection=False):
         return zoo_hypermodel(config, ds, noise_injection=noise_injection)

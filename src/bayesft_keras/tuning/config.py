@@ -8,12 +8,15 @@ linked as the top-level `tuners/` of a clone). Their tables (`[model]`,
 
 import dataclasses
 import math
+import os
+import sys
 import tomllib
 from pathlib import Path
 
 from bayesft_keras import data
 from bayesft_keras import presets as shipped
 from bayesft_keras import tasks
+from bayesft_keras.data import files
 from bayesft_keras.device import quantization
 from bayesft_keras.utils import checks
 
@@ -41,6 +44,13 @@ class TuneConfig:
     activation: str = "relu"
     granularity: str = "stage"
     input_shape: tuple | None = None
+    # your own network instead of `arch`: a `.keras` file of a Sequential or Functional
+    # model (`tune --model`); its dropout sites: "all" (after every Dense/Conv layer),
+    # "dense", or comma-separated layer names; `init_from_model`: trials start from its
+    # weights (fine-tuning) rather than from new ones
+    model: str | None = None
+    sites: str = "all"
+    init_from_model: bool = False
     # weight initialization: None for the architecture's default ("torch",
     # PyTorch's, as the authors train; "he" for resnet18/mobilenetv2)
     init: str | None = None
@@ -98,10 +108,18 @@ class TuneConfig:
     report_chips: int = 20
     seed: int = 0
     dataset_fingerprint: str | None = dataclasses.field(default=None, init=False)
+    # the content fingerprint of `model`: a resume with a changed model file is refused
+    model_fingerprint: str | None = dataclasses.field(default=None, init=False)
 
     def __post_init__(self):
         self.dataset = data.resolve(self.dataset)  # a path: absolute, checked to exist
         self.dataset_fingerprint = data.fingerprint(self.dataset)
+        if isinstance(self.model, str) and self.model:
+            # Absolute, as a dataset path: a resume from another folder finds the same file.
+            self.model = os.path.abspath(os.path.expanduser(self.model))
+            self.model_fingerprint = files.fingerprint(self.model) if os.path.isfile(self.model) else None
+            # `arch` names the network in tables, summaries and messages: with `model`, its file's name.
+            self.arch = Path(self.model).name
         self.validate()
 
     def validate(self):
@@ -182,9 +200,11 @@ class TuneConfig:
         ):
             fail("initial_rates", self.initial_rates, "a list of dropout rates in [0, 1), one per site")
 
+        _check_model_options(self, fail)
+
     def replace(self, **overrides):
         """A copy with the given fields replaced; None values are ignored."""
-        # init=False fields (dataset_fingerprint) come from the data, never from a setting.
+        # init=False fields (dataset_fingerprint, model_fingerprint) come from the files, never from a setting.
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self) if f.init}
         if unknown:
             raise ValueError(f"Unknown setting(s) {sorted(unknown)}")
@@ -193,6 +213,30 @@ class TuneConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def _check_model_options(config, fail):
+    """`model`, `sites`, `init_from_model`, and the settings a user's own model cannot take."""
+    if config.model is not None and (not isinstance(config.model, str) or not config.model):
+        fail("model", config.model, "the path of a .keras file, or none")
+    if not isinstance(config.sites, str) or not config.sites.strip(" ,"):
+        fail("sites", config.sites, "'all', 'dense' or comma-separated layer names")
+    if not isinstance(config.init_from_model, bool):
+        fail("init_from_model", config.init_from_model, "true or false")
+    if config.model is None:
+        return
+    if config.task != "classification":
+        fail("task", config.task, "'classification' with `model` (a model of class probabilities)")
+    if config.input_shape is not None:
+        fail("input_shape", config.input_shape, "none with `model`: the data are brought to the model's input shape")
+    zoo_only = [b for b in config.baselines if b in ("ftna", "awp")]
+    if zoo_only:
+        fail("baselines", list(config.baselines), f"without {zoo_only} with `model` (architecture zoo only)")
+    if config.search_space != "paper":
+        fail("search_space", config.search_space, "'paper' with `model` (the extended space is the zoo's)")
+    if config.warm_start_epochs:
+        fail("warm_start_epochs", config.warm_start_epochs,
+             "0 with `model`: start from the model's own weights with `init_from_model` instead")
 
 
 def _finite(value):

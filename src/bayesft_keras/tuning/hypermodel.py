@@ -381,6 +381,15 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
             f"output_rate_range={self.output_rate_range}, learning_rate={self.learning_rate})"
         )
 
+    @classmethod
+    def from_model(cls, model, sites="all", init_from_model=False, **kwargs):
+        """The search space of a Sequential or Functional `model` (`tuning.site_copy.build_fn`): `sites`
+        "all", "dense" or layer names; `init_from_model`: trials start from its weights."""
+        from bayesft_keras.tuning import site_copy
+
+        build_fn, names = site_copy.build_fn(model, sites, init_from_model)
+        return cls(build_fn=build_fn, sites=names, **kwargs)
+
 
 class NoiseInjectionHyperModel(BayesFTHyperModel):
     """Baseline: noise-injection training, with the injected drift strength tuned.
