@@ -5,7 +5,6 @@
     python scripts/arch_table.py --check    # exit 1 if the docs are stale
 """
 
-import math
 import argparse
 import pathlib
 import sys
@@ -41,7 +40,7 @@ def markdown_table():
             lr += f" (clip {recipe.clipvalue:g}, wd {recipe.weight_decay:g})"
         lr += f" — {recipe.source}"
         lines.append(
-            f"| `{name}` | {shape} | {sum(math.prod(w.shape) for w in model.trainable_weights):,} | "
+            f"| `{name}` | {shape} | {model.count_params():,} | "
             f"{_mflops(architectures.flops(model))} | {len(default)} ({arch.default_granularity}): "
             f"{', '.join(default)} | {by_layer} / {by_stage} | {arch.default_init} | {lr} |"
         )

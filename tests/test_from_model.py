@@ -73,11 +73,11 @@ def test_all_rule_puts_a_site_after_each_device_layers_activation_and_the_output
     ]
     copy = site_copy.with_sites(model, {"conv1": 0.1, "conv2": 0.2, "fc1": 0.3, "output": 0.4}, plan)
     dropouts = dropout_layers(copy)
-    assert [(d.name, type(d).__name__, d.rate) for d in dropouts] == [
-        ("dropout_conv1", "SpatialDropout2D", 0.1),  # channel dropout on feature maps, as the zoo
-        ("dropout_conv2", "SpatialDropout2D", 0.2),
-        ("dropout_fc1", "Dropout", 0.3),
-        ("dropout_output", "Dropout", 0.4),
+    assert [(d.name, type(d).__name__, d.channelwise, d.rate) for d in dropouts] == [
+        ("dropout_conv1", "SiteDropout", True, 0.1),  # channel dropout on feature maps, as the zoo
+        ("dropout_conv2", "SiteDropout", True, 0.2),
+        ("dropout_fc1", "SiteDropout", False, 0.3),
+        ("dropout_output", "SiteDropout", False, 0.4),
     ]
     assert [previous_layer(copy, d.name) for d in dropouts] == ["relu1", "conv2", "fc1", "fc2"]
     # The output layer loses its softmax to a layer after the site: logits -> dropout -> softmax.
@@ -165,8 +165,8 @@ def test_mobilenetv2_sites_one_per_device_layer_and_the_copy_computes_the_same()
     copy = site_copy.with_sites(model, zero_rates(plan), plan, copy_weights=True)
     dropouts = dropout_layers(copy)
     assert len(dropouts) == 53 and all(d.name == f"dropout_{s.name}" for d, s in zip(dropouts, plan))
-    assert all(type(d) is keras.layers.SpatialDropout2D for d in dropouts[:-1])
-    assert type(dropouts[-1]) is keras.layers.Dropout
+    assert all(type(d) is SiteDropout and d.channelwise for d in dropouts[:-1])
+    assert type(dropouts[-1]) is SiteDropout and not dropouts[-1].channelwise
     # block_2_add takes the dropped-out bottleneck on its residual path as block_2_expand does.
     assert previous_layer(copy, "block_2_expand") == "dropout_block_1_project"
     x = np.random.default_rng(2).random((2, 32, 32, 3), dtype="float32")

@@ -63,7 +63,12 @@ class SiteDropout(keras.layers.Layer):
         keep = uniform >= rate  # P(keep) = 1 - rate
         return ops.where(keep, inputs / (1.0 - rate), ops.zeros_like(inputs))
 
-    # The rate variable is state of the search, not a weight.
+    # The rate variable is state of the search, like a seed, not a weight: it is not counted,
+    # not in `get_weights`, and not placed on the device by `convert`.
+    @property
+    def weights(self):
+        return []
+
     def save_own_variables(self, store):
         pass
 

@@ -45,7 +45,12 @@ def check_trials_at_once(value):
 
 
 def data_blocker(fit_args, fit_kwargs):
-    """Why a group cannot train on these `fit` arguments (not two arrays, other options), or None."""
+    """Why a group cannot train on these `fit` arguments (not two arrays, other options) or on
+    this backend, or None."""
+    if keras.backend.backend() == "torch":
+        # Measured: on torch the copies of one model trained side by side diverge from the
+        # trial alone, and on an H200 a group of 8 took as long per trial as one at a time.
+        return "groups train on TensorFlow and JAX, not torch"
     if len(fit_args) != 2 or not all(isinstance(a, np.ndarray) for a in fit_args):
         return "a group trains on a pair of NumPy arrays"
     others = sorted(set(fit_kwargs) - GROUP_FIT_ARGUMENTS)

@@ -271,7 +271,7 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         They can when every trial builds the same layers and only the dropout rates, held
         in `SiteDropout` variables, differ.
         """
-        if self._blueprint is None:
+        if self._blueprint is None and not getattr(self, "_same_layers", False):
             return "a `build_fn` builds each trial's model"
         if self.extended:
             return (
@@ -388,7 +388,9 @@ class BayesFTHyperModel(keras_tuner.HyperModel):
         from bayesft_keras.tuning import site_copy
 
         build_fn, names = site_copy.build_fn(model, sites, init_from_model)
-        return cls(build_fn=build_fn, sites=names, **kwargs)
+        hypermodel = cls(build_fn=build_fn, sites=names, **kwargs)
+        hypermodel._same_layers = True  # every trial: the same copy, only the rates differ
+        return hypermodel
 
 
 class NoiseInjectionHyperModel(BayesFTHyperModel):

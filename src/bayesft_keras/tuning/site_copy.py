@@ -140,17 +140,10 @@ def _is_conv_site(model, site):
 
 
 def _dropout(site, rate, rank, conv):
-    """Channel dropout on a feature map (`SpatialDropout2D`, `SpatialDropout1D` after a `Conv1D`), as the
-    zoo's `SiteDropout(channelwise=True)`; plain `Dropout` otherwise.
-
-    Keras's own layers, not `SiteDropout`: `convert` puts the copy on the device, and it refuses
-    layers that hold variables it does not know (`SiteDropout`'s rate is one).
-    """
-    if rank == 4:
-        return keras.layers.SpatialDropout2D(rate, name=site.dropout_name)
-    if rank == 3 and conv:
-        return keras.layers.SpatialDropout1D(rate, name=site.dropout_name)
-    return keras.layers.Dropout(rate, name=site.dropout_name)
+    """The zoo's `SiteDropout`: channel dropout on a feature map (as `SpatialDropout2D`, or
+    `SpatialDropout1D` after a `Conv1D`), plain dropout otherwise. Its rate is a variable, so
+    that every trial trains one compiled model (`tuning.reuse`)."""
+    return SiteDropout(rate, channelwise=rank == 4 or rank == 3 and conv, name=site.dropout_name)
 
 
 def plain_model(model):
