@@ -32,6 +32,10 @@ from bayesft_keras.tuning.reuse import reset_optimizer
 
 # "auto" never groups more: the oracle proposes a group's trials without their results.
 AUTO_LIMIT = 8
+# "auto" trains a network of more parameters alone: it keeps a GPU busy by itself. Measured on
+# an H200 with JAX (benchmarks/RESULTS.md): LeNet-5 (44 k) trains 8x faster a trial in groups
+# of 8; VGG11 (9.2 M, 65 % GPU use alone) slower in a group of 2 than one at a time.
+AUTO_MAX_PARAMS = 2_000_000
 # The `fit` arguments a group can apply to all its copies.
 GROUP_FIT_ARGUMENTS = {"epochs", "batch_size", "verbose", "shuffle"}
 
@@ -60,7 +64,8 @@ def data_blocker(fit_args, fit_kwargs):
 
 
 def auto_size(hypermodel, batch_size, limit=AUTO_LIMIT):
-    """How many copies of `hypermodel`'s network fit in half the free memory of the GPU (1 on a CPU).
+    """How many copies of `hypermodel`'s network fit in half the free memory of the GPU: 1 on a
+    CPU, and for a network of more than `AUTO_MAX_PARAMS` parameters.
 
     A copy needs its weights, gradients and two Adam moments, and about three times its
     activations for a batch (forward, backward, temporaries), in float32.
@@ -69,6 +74,8 @@ def auto_size(hypermodel, batch_size, limit=AUTO_LIMIT):
     if free is None:
         return 1
     model = hypermodel.build(hypermodel.hyperparameters())
+    if model.count_params() > AUTO_MAX_PARAMS:
+        return 1
     activations = sum(
         math.prod(d for d in layer.output.shape[1:] if d) for layer in model.layers if hasattr(layer, "output")
     )
