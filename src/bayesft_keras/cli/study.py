@@ -129,3 +129,5 @@ def _print_result(result):
         f"CSV: {result.files['csv']}; plots: {', '.join(result.files['plots'].values())}",
         highlight=False,
     )
+    if result.files.get("report"):
+        console.print(f"Report: {result.files['report']} (open it in a browser)", highlight=False)

@@ -259,6 +259,7 @@ def _print_result(result):
             f"{result.directory / PLAIN_MODEL_FILE} (plain Keras, its dropout rates inside)"
         )
     console.print(f"Run directory: {result.directory} (tensorboard --logdir {result.directory / 'tb'})")
+    console.print(f"Report: {result.directory / 'report.html'} (open it in a browser)", highlight=False)
 
 
 def _parse_trials_at_once(value):
