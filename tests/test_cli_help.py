@@ -24,7 +24,7 @@ def _help(*args):
 def _row(output, option):
     """The help table's row of `option`: its line and the lines its help wraps onto, joined."""
     lines = output.splitlines()
-    (start,) = [i for i, line in enumerate(lines) if re.search(rf"│[ *]+{re.escape(option)}\b", line)]
+    (start,) = [i for i, line in enumerate(lines) if re.search(rf"│[ *]+{re.escape(option)}(?![\w-])", line)]
     row = [lines[start]]
     for line in lines[start + 1:]:
         if re.match(r"│[ *]+-", line) or not line.startswith("│"):
