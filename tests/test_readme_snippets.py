@@ -33,9 +33,10 @@ SNIPPETS = {
     "device": dict(marker='bk.ReRAMDense(32, activation="relu"'),
     "physics": dict(marker='report = bk.evaluate_drift(model, (x_test, y_test), noise=bk.PCMLikeNoise()', after="device"),
     "tuner": dict(
-        marker="tuner = BayesFTTuner(hypermodel",
+        marker='hypermodel = BayesFTHyperModel("lenet5"',
         shrink=[("max_trials=30", "max_trials=2"), ("chips=30", "chips=4")],
     ),
+    "from_model": dict(marker="bk.BayesFTHyperModel.from_model(model"),
     "detection": dict(
         marker="detection.DetectionHyperModel(",
         shrink=[("epochs=20", "epochs=1"), ("sigmas=[0, 0.1, 0.2, 0.3, 0.4]", "sigmas=[0, 0.3], chips=2")],
@@ -107,6 +108,16 @@ def test_the_tuner_snippet_searches_and_returns_its_best_network(in_tmp):
     ns = _run("tuner", {})
     assert len(ns["tuner"].completed_trials()) == 2
     assert device_layers(ns["best"]) and (in_tmp / "runs" / "lenet").is_dir()
+
+
+@pytest.mark.slow
+def test_the_from_model_snippet_searches_your_network_and_gives_it_back_plain(in_tmp):
+    ns = _run("from_model", {})
+    assert ns["hypermodel"].sites == ["conv", "fc", "output"]
+    assert len(ns["tuner"].completed_trials()) == 2 and device_layers(ns["best"])
+    assert not device_layers(ns["plain"])
+    rates = {l.name: l.rate for l in ns["plain"].layers if isinstance(l, keras.layers.Dropout)}
+    assert set(rates) == {"dropout_conv", "dropout_fc", "dropout_output"} and all(0 < r < 1 for r in rates.values())
 
 
 @pytest.mark.slow
