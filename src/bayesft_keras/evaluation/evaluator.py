@@ -293,6 +293,8 @@ class DriftEvaluator:
                 return weights
 
             stacked = map_chips(one_chip, seeds, specs, parallel=parallel)
+            # The chip count as a static size, for the reshapes of the stacked pass.
+            stacked = [ops.reshape(w, (chips,) + spec[0]) for w, spec in zip(stacked, specs)]
             weights, i = {}, 0
             for index, _, with_bias in layers:
                 weights[index] = (stacked[i], stacked[i + 1] if with_bias else None)
