@@ -6,6 +6,10 @@ without a retrace), JAX needs their values passed in (`jax.jit` functions are
 pure), torch runs eagerly without autograd. Chips are mapped over inside the
 compiled function: TensorFlow runs `parallel` of them at once
 (`auto_chips_per_pass` picks how many).
+
+The stacked pass (`bayesft_keras.evaluation.stacked`) runs a group of chips
+side by side; `stacked_default`, `auto_stacked_chips`, `grouped_conv` and
+`fuses_grouped_bias` are its backend-specific parts.
 """
 
 import math

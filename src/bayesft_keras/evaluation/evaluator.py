@@ -10,6 +10,12 @@ assigned to `device_params`), so nothing retraces, noise is sampled inside
 the graph (by the layers: `bayesft_keras.device.sampling`), and the metric is
 accumulated inside the graph too.
 
+Where the model allows it (one chain of layers, ReRAM layers without read
+noise or periphery), a group of chips runs *stacked* in one pass instead
+(`bayesft_keras.evaluation.stacked`; by default on TensorFlow): each chip's
+weights are still drawn from its own seed, so the metrics are those of the
+per-chip pass up to float rounding.
+
 Chip-fixed noise and read noise stay apart: a chip's realization is a
 function of its chip seed only, while read noise (`ReadNoise`, ADC noise) is
 drawn per forward pass, from seeds that depend on the chip and on the batch
