@@ -236,6 +236,19 @@ def test_bad_stacked_is_rejected_with_its_value(value):
         DriftEvaluator(_mlp(bk.LogNormalDrift(0.1)), stacked=value)
 
 
+def test_chips_of_a_stacked_pass_fit_a_memory_budget():
+    from bayesft_keras.evaluation.backend import auto_stacked_chips
+
+    # LeNet-5 on 2,000 MNIST images: its widest output is 24 x 24 x 6 floats an image (28 MB a chip).
+    lenet = keras.Sequential([keras.Input((28, 28, 1)), bk.ReRAMConv2D(6, 5), keras.layers.Flatten(), bk.ReRAMDense(10)])
+    assert auto_stacked_chips(lenet, 2000) == 20
+    assert auto_stacked_chips(lenet, 2000, most=7) == 7
+    # 64 x 64 x 64 floats (1 MiB) an image: one chip of 2,048 images at a time, 4 of 256 images.
+    wide = keras.Sequential([keras.Input((64, 64, 3)), bk.ReRAMConv2D(64, 3, padding="same")])
+    assert auto_stacked_chips(wide, 2048) == 1
+    assert auto_stacked_chips(wide, 256) == 4
+
+
 _BACKEND_SCRIPT = r"""
 import numpy as np, keras
 import bayesft_keras as bk
