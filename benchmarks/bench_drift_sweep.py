@@ -15,14 +15,20 @@ Prints:
 - the one-off setup (copy + trace) and the paired per-draw times;
 - ratio = (setup + sweep) / (620 x clean pass)   (target <= 1.1);
 - with --torch: the authors' procedure re-implemented in PyTorch (perturb every
-  parameter in place, evaluate, restore), paired the same way on every 5th sigma.
+  parameter in place, evaluate, restore), paired the same way on every 5th sigma;
+  then the headline of issue 15: the whole curve, ours (`evaluate_drift` end to
+  end, a fresh call: device copy, traces, clean pass, 620 chips) against theirs
+  (`reference_torch.drift_curve`: their `evaluate_robustness`, the saved state
+  loaded before every draw), `--repeats` times in alternating order, and the
+  ratio of each pair (target >= 5).
 
-Run: PYTHONPATH=src python benchmarks/bench_drift_sweep.py [--torch] [--explore]
+Run: PYTHONPATH=src python benchmarks/bench_drift_sweep.py [--torch] [--repeats 3] [--explore]
 """
 
 import argparse
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -127,11 +133,48 @@ def timed(fn):
     return time.perf_counter() - start
 
 
+def whole_curves(model, x, y, sigmas, repeats):
+    """The drift curve end to end, ours against the authors' procedure, in alternating order."""
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import reference_torch as ref
+
+    theirs_model = ref.LeNet_Bayes(0.0, 0.0, 0.0, 0.0, 0.0)
+    ours_s, theirs_s = [], []
+
+    def ours():
+        bk.evaluate_drift(model, (x, y), sigmas=sigmas, chips=CHIPS, seed=0, progress=False)
+
+    def theirs():
+        ref.drift_curve(theirs_model, x, y, sigmas, num=CHIPS, seed=0)
+
+    for r in range(repeats):
+        pair = (("ours", ours), ("theirs", theirs)) if r % 2 == 0 else (("theirs", theirs), ("ours", ours))
+        times = {}
+        for name, fn in pair:
+            times[name] = timed(fn)
+        ours_s.append(times["ours"])
+        theirs_s.append(times["theirs"])
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"curve {r + 1}/{repeats}: ours {times['ours']:.2f} s, theirs {times['theirs']:.2f} s, "
+              f"ratio {times['theirs'] / times['ours']:.2f}x (load average {load})", flush=True)
+    ratios = [t / o for o, t in zip(ours_s, theirs_s)]
+    print(f"whole curve ({len(sigmas)} sigmas x {CHIPS} chips, {len(x)} images; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads): ours median {statistics.median(ours_s):.2f} s "
+          f"({min(ours_s):.2f}-{max(ours_s):.2f}), theirs median {statistics.median(theirs_s):.2f} s "
+          f"({min(theirs_s):.2f}-{max(theirs_s):.2f}); ratio median {statistics.median(ratios):.2f}x "
+          f"({min(ratios):.2f}-{max(ratios):.2f}; ratio of medians "
+          f"{statistics.median(theirs_s) / statistics.median(ours_s):.2f}x; target >= 5)", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torch", action="store_true", help="also time the reference procedure in PyTorch")
     parser.add_argument("--torch-batch", type=int, default=1000, help="test-loader batch of the reference")
     parser.add_argument("--explore", action="store_true", help="also time chips_per_pass / XLA / batch variants")
+    parser.add_argument("--repeats", type=int, default=3, help="end-to-end curves per side (with --torch)")
+    parser.add_argument("--skip-paired", action="store_true", help="only the end-to-end curves (with --torch)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -147,6 +190,10 @@ def main():
           f"{keras.__version__}, {os.cpu_count()} CPUs, load average {load}")
     print(f"workload: LeNet-5 28x28x1, {NUM_IMAGES} images, {len(sigmas)} sigmas x {CHIPS} chips = {draws} draws")
 
+    if args.torch:
+        whole_curves(model, x, y, sigmas, args.repeats)
+        if args.skip_paired:
+            return
     clean_run, plain = clean_pass_timer(model, x)
     clean_run()
     predict = median_time(lambda: plain.predict(x, verbose=0, batch_size=NUM_IMAGES), 5)
@@ -186,7 +233,8 @@ def main():
     ratio = (setup + sweep) / clean
     print(f"evaluate_drift end to end: {total:.2f} s ({total / draws * 1e3:.1f} ms per draw); "
           f"speed-up vs the authors' {REFERENCE_SECONDS:.0f} s: {REFERENCE_SECONDS / total:.2f}x (target >= 4)")
-    print(f"paired: sweep {sweep:.2f} s ({sweep / draws * 1e3:.1f} ms per draw, {evaluator._parallel} chips at once), "
+    print(f"paired: sweep {sweep:.2f} s ({sweep / draws * 1e3:.1f} ms per draw, {evaluator._parallel} chips at once"
+          f"{', stacked' if getattr(evaluator, 'stacked', False) else ''}), "
           f"clean passes {clean:.2f} s ({clean_pass * 1e3:.1f} ms per pass); model.predict {predict * 1e3:.1f} ms")
     print(f"setup (device copy + traces): {setup:.2f} s")
     print(f"ratio sweep / ({draws} x clean pass) = {sweep / clean:.3f}; with setup = {ratio:.3f} (target <= 1.1)")

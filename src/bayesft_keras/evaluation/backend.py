@@ -6,18 +6,49 @@ without a retrace), JAX needs their values passed in (`jax.jit` functions are
 pure), torch runs eagerly without autograd. Chips are mapped over inside the
 compiled function: TensorFlow runs `parallel` of them at once
 (`auto_chips_per_pass` picks how many).
+
+The stacked pass (`bayesft_keras.evaluation.stacked`) runs a group of chips
+side by side; `stacked_default`, `auto_stacked_chips`, `grouped_conv` and
+`fuses_grouped_bias` are its backend-specific parts.
 """
 
 import math
+import os
 
 import keras
 from keras import ops
 from keras import tree
 
+from bayesft_keras.device.chip import device_layers as device_layers_of
 from bayesft_keras.device.walk import walk_layers
 
 # Activation memory that several chips of one pass may take together.
 _CHIP_GROUP_BYTES = 512 * 2**20
+# The same for the chips of one stacked pass (`bayesft_keras.evaluation.stacked`), and their most.
+_STACKED_BYTES = 1024 * 2**20
+_MOST_STACKED = 20
+
+
+def stacked_default():
+    """Whether the evaluator stacks the chips of a pass by default: on TensorFlow, where it was measured.
+
+    On a 2-core CPU the stacked LeNet-5 pass is several times faster than
+    one pass per chip (`benchmarks/RESULTS.md`). It computes the same on
+    JAX and torch (`stacked=True`), but was not timed there.
+    """
+    return keras.backend.backend() == "tensorflow"
+
+
+def auto_stacked_chips(model, batch_size, most=_MOST_STACKED):
+    """How many chips a stacked pass holds: at most `most`, within a memory budget.
+
+    A stacked pass holds, per chip, one copy of the widest layer's output and
+    of the noisy weights (drawn, then rearranged for the grouped kernels).
+    """
+    widest = max(_output_floats(model), default=1)
+    weights = sum(math.prod(layer.kernel.shape) for layer in device_layers_of(model))
+    per_chip = 4 * (batch_size * widest + 2 * weights)
+    return int(max(1, min(most, _STACKED_BYTES // per_chip)))
 
 
 def auto_chips_per_pass(model, batch_size):
@@ -26,6 +57,20 @@ def auto_chips_per_pass(model, batch_size):
     Independent chips that run at once overlap on the CPU cores, which makes
     a chip cheaper than a pass of its own.
     """
+    per_chip = _activation_bytes(model, batch_size)
+    for group in (4, 2):
+        if group * per_chip <= _CHIP_GROUP_BYTES:
+            return group
+    return 1
+
+
+def _activation_bytes(model, batch_size):
+    """The bytes of every layer's float32 output for `batch_size` examples (one chip)."""
+    return 4 * batch_size * max(sum(_output_floats(model)), 1)
+
+
+def _output_floats(model):
+    """The floats per example of each layer's output (and of the model's inputs)."""
     shapes = []
     for layer in walk_layers(model, include_self=True):
         if isinstance(layer, keras.Sequential):
@@ -37,12 +82,7 @@ def auto_chips_per_pass(model, batch_size):
             shapes.append(layer.output.shape)
         except (AttributeError, ValueError, TypeError):
             continue
-    floats = sum(math.prod(d for d in shape[1:] if d is not None) for shape in shapes)
-    per_chip = 4 * batch_size * max(floats, 1)
-    for group in (4, 2):
-        if group * per_chip <= _CHIP_GROUP_BYTES:
-            return group
-    return 1
+    return [math.prod(d for d in shape[1:] if d is not None) for shape in shapes]
 
 
 def compile_forward(fn, model, own_variables=(), jit_compile=False):
@@ -100,6 +140,35 @@ def compile_forward(fn, model, own_variables=(), jit_compile=False):
 
         return run
     return lambda *args: fn([], *args)
+
+
+def grouped_conv(inputs, kernel, strides, padding, dilation_rate):
+    """A `channels_last` convolution whose kernel sees `channels / kernel.shape[-2]` groups of inputs.
+
+    Keras compiles a grouped convolution with XLA on TensorFlow, whose CPU
+    convolutions are several times slower than TensorFlow's own (oneDNN or
+    Eigen), which take groups natively: TensorFlow calls its convolution.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.convolution(
+            inputs, kernel, strides=list(strides), padding=padding.upper(), dilations=list(dilation_rate)
+        )
+    return ops.conv(inputs, kernel, strides=list(strides), padding=padding, dilation_rate=dilation_rate,
+                    data_format="channels_last")
+
+
+def fuses_grouped_bias():
+    """Whether a grouped convolution may be followed by its bias and activation (which TensorFlow fuses).
+
+    TensorFlow's oneDNN kernels fuse them; its Eigen kernels refuse a fused
+    grouped convolution at run time, so with oneDNN off, or not known to be
+    on (`TF_ENABLE_ONEDNN_OPTS` unset), the bias is added where nothing fuses.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return True
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("1", "true")
 
 
 def map_chips(fn, elems, output_specs, parallel=1):

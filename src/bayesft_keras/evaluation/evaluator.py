@@ -10,6 +10,12 @@ assigned to `device_params`), so nothing retraces, noise is sampled inside
 the graph (by the layers: `bayesft_keras.device.sampling`), and the metric is
 accumulated inside the graph too.
 
+Where the model allows it (one chain of layers, ReRAM layers without read
+noise or periphery), a group of chips runs *stacked* in one pass instead
+(`bayesft_keras.evaluation.stacked`; by default on TensorFlow): each chip's
+weights are still drawn from its own seed, so the metrics are those of the
+per-chip pass up to float rounding.
+
 Chip-fixed noise and read noise stay apart: a chip's realization is a
 function of its chip seed only, while read noise (`ReadNoise`, ADC noise) is
 drawn per forward pass, from seeds that depend on the chip and on the batch
@@ -29,7 +35,10 @@ from bayesft_keras.device import sampling
 from bayesft_keras.device import seeds as seeds_lib
 from bayesft_keras.evaluation import metrics as metrics_lib
 from bayesft_keras.evaluation import validation
+from bayesft_keras.evaluation import stacked as stacked_lib
 from bayesft_keras.evaluation.backend import auto_chips_per_pass
+from bayesft_keras.evaluation.backend import auto_stacked_chips
+from bayesft_keras.evaluation.backend import stacked_default
 from bayesft_keras.evaluation.backend import compile_forward
 from bayesft_keras.evaluation.backend import map_chips
 from bayesft_keras.utils import checks
@@ -64,6 +73,11 @@ class DriftEvaluator:
         jit_compile: TensorFlow backend only: compile the pass with XLA.
         periphery: a `bayesft_keras.device.periphery.Periphery` for every ReRAM
             layer (None keeps the model's).
+        stacked: run the chips of a pass side by side in one forward pass
+            (`bayesft_keras.evaluation.stacked`): the same metrics up to
+            float rounding, several times faster on a CPU. None: on the
+            TensorFlow backend whenever the model allows it; True: require
+            it (on any backend); False: one forward pass per chip.
     """
 
     def __init__(
@@ -76,6 +90,7 @@ class DriftEvaluator:
         chips_per_pass=None,
         jit_compile=False,
         periphery=None,
+        stacked=None,
     ):
         validation.check_model(model)
         self.model, self._weight_pairs = convert_lib.device_copy(
@@ -94,8 +109,10 @@ class DriftEvaluator:
         self.batch_size = checks.positive_int("batch_size", batch_size, allow_none=True)
         self.chips_per_pass = checks.positive_int("chips_per_pass", chips_per_pass, allow_none=True)
         self.jit_compile = bool(jit_compile)
+        self._plan = _stacked_plan(self.model, self.layers, stacked)
         self.metric = None
         self._compiled = None
+        self._stacked_compiled = {}
         self._data_key = None
 
     # -- state -------------------------------------------------------------
@@ -128,8 +145,13 @@ class DriftEvaluator:
             # The compiled pass traces the metric: a different one needs a new pass.
             self.metric = metric
             self._compiled = None
+            self._stacked_compiled = {}
         self._output_spec = ((None,) + tuple(output.shape[1:]), output.dtype)
-        self._parallel = self.chips_per_pass or auto_chips_per_pass(self.model, len(self._batches[0][0]))
+        examples = len(self._batches[0][0])
+        if self._plan is not None:
+            self._parallel = self.chips_per_pass or auto_stacked_chips(self.model, examples)
+        else:
+            self._parallel = self.chips_per_pass or auto_chips_per_pass(self.model, examples)
         # Holding the arrays keeps their identity valid as a cache key.
         self._data_key = (x, y)
 
@@ -200,10 +222,17 @@ class DriftEvaluator:
                 layer.device_params.assign(np.asarray(noise.params(), dtype="float32"))
         return np.stack(rows)
 
+    @property
+    def stacked(self):
+        """Whether the chips of a pass run stacked in one forward pass (`bayesft_keras.evaluation.stacked`)."""
+        return self._plan is not None
+
     def _score(self, layer_seeds, gain):
         """Scores chips given their per-layer seeds, shape (chips, layers, 2)."""
         if self.metric is None:
             raise ValueError("No data: call `set_data(x, y)` first.")
+        if self._plan is not None:
+            return self._score_stacked(np.asarray(layer_seeds), gain)
         run = self._forward()
         chips = len(layer_seeds)
         reads = seeds_lib.read_seed_base(np.asarray(layer_seeds)[:, self._read_index].reshape(chips, -1, 2))
@@ -227,6 +256,73 @@ class DriftEvaluator:
         for b, (x, y) in enumerate(self._batches):
             states = run(seeds, reads, gain, states, x, y, batch_index(b))
         return self.metric.results(states)
+
+    def _score_stacked(self, layer_seeds, gain):
+        """`_score` with the chips in groups of at most `_parallel`, each group one stacked pass."""
+        gain = ops.convert_to_tensor(gain, dtype="float32")
+        results = []
+        for group in _groups(len(layer_seeds), self._parallel):
+            seeds = ops.convert_to_tensor(layer_seeds[group], dtype="int32")
+            run = self._stacked_forward(len(group))
+            if not self.metric.in_graph:
+                outputs = [ops.convert_to_numpy(run(seeds, gain, [], x, y)) for x, y in self._batches]
+                predictions = np.concatenate(outputs, axis=1)
+                results += [self.metric.result(self._y_host, p) for p in predictions]
+                continue
+            states = [
+                ops.convert_to_tensor(np.repeat(s[None], len(group), axis=0)) for s in self.metric.initial_state()
+            ]
+            for x, y in self._batches:
+                states = run(seeds, gain, states, x, y)
+            results += list(self.metric.results(states))
+        return results
+
+    def _stacked_forward(self, chips):
+        """The compiled stacked pass of `chips` chips (one trace per group size)."""
+        if chips in self._stacked_compiled:
+            return self._stacked_compiled[chips]
+        plan, metric = self._plan, self.metric
+
+        layers, specs = stacked_lib.chip_specs(plan)
+        parallel = self._parallel
+
+        def forward(variable_mapping, seeds, gain, states, x, y):
+            def one_chip(chip_seeds):
+                # Each chip's weights as its own pass draws them (`chip_weights`): from its seed only.
+                weights = []
+                for index, layer, with_bias in layers:
+                    mapping = list(variable_mapping)
+                    mapping += [(layer.chip_seed, chip_seeds[index]), (layer.noise_enabled, gain)]
+                    with keras.StatelessScope(state_mapping=mapping):
+                        kernel, bias = layer.chip_weights()
+                    weights += [kernel, bias] if with_bias else [kernel]
+                return weights
+
+            stacked = map_chips(one_chip, seeds, specs, parallel=parallel)
+            # The chip count as a static size, for the reshapes of the stacked pass.
+            stacked = [ops.reshape(w, (chips,) + spec[0]) for w, spec in zip(stacked, specs)]
+            weights, i = {}, 0
+            for index, _, with_bias in layers:
+                weights[index] = (stacked[i], stacked[i + 1] if with_bias else None)
+                i += 2 if with_bias else 1
+            with keras.StatelessScope(state_mapping=list(variable_mapping)):
+                outputs = stacked_lib.stacked_forward(plan, x, weights, chips)
+                # (chips, examples, ...): one chip's predictions after another.
+                rank = len(outputs.shape)
+                predictions = ops.transpose(outputs, [rank - 2] + list(range(rank - 2)) + [rank - 1])
+                if not metric.in_graph:
+                    return predictions
+                return map_chips(
+                    lambda e: metric.update(e[0], y, e[1]),
+                    (states, predictions),
+                    [(tuple(s.shape[1:]), s.dtype) for s in states],
+                    parallel=parallel,
+                )
+
+        own = sampling.chip_variables(self.layers, [])
+        run = compile_forward(forward, self.model, own, jit_compile=self.jit_compile)
+        self._stacked_compiled[chips] = run
+        return run
 
     def _forward(self):
         if self._compiled is not None:
@@ -257,6 +353,28 @@ class DriftEvaluator:
             forward, model, sampling.chip_variables(layers, read_layers), jit_compile=self.jit_compile
         )
         return self._compiled
+
+
+def _stacked_plan(model, layers, stacked):
+    if stacked is not None and not isinstance(stacked, bool):
+        raise ValueError(f"`stacked` must be True, False or None. Received: stacked={stacked!r}")
+    if stacked is False or (stacked is None and not stacked_default()):
+        return None
+    plan = stacked_lib.stacked_plan(model, layers)
+    if plan is None and stacked:
+        raise ValueError(
+            f"Model {model.name!r} cannot run its chips stacked (`stacked=True`): it needs one chain of "
+            "layers (no branches or nested models), ReRAM layers without read noise, DACs, ADCs or "
+            "tiles, and `channels_last`. Received: stacked=True"
+        )
+    return plan
+
+
+def _groups(chips, most):
+    """`range(chips)` in consecutive groups of at most `most`, as even as possible (few group sizes)."""
+    count = -(-chips // most)
+    bounds = [round(i * chips / count) for i in range(count + 1)]
+    return [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _signature(metric):

@@ -210,6 +210,25 @@ class DeviceLayerMixin:
             return target
         return sampling.sample_chip(self, target, sampling.chip_seeds(self, False))
 
+    def chip_weights(self):
+        """`(kernel, bias)` of the current chip, as an inference pass computes with them.
+
+        Quantized, with the chip's fixed noise drawn from `chip_seed` in the
+        order of `call` (kernel, then bias), so they are the weights of
+        `call` bit for bit; read noise is not included. `bias` is None for a
+        layer without one. The drift evaluator's stacked pass
+        (`bayesft_keras.evaluation.stacked`) reads every chip's weights here.
+        """
+        seed = sampling.chip_seeds(self, False)
+        target = quantization.quantize_weight(
+            self.kernel, self.bits, self._kernel_channel_axes, self.per_channel
+        )
+        kernel = target if seed is None else sampling.sample_chip(self, target, seed)
+        bias = getattr(self, "bias", None)
+        if bias is not None:
+            bias = self._device_bias(bias, seed)
+        return kernel, bias
+
     def _device_config(self):
         config = {name: getattr(self, name) for name in DEVICE_ARGS}
         config["noise"] = noise_lib.serialize(self.noise)
