@@ -255,3 +255,11 @@ def test_a_search_of_your_own_model_compiles_once(data, tmp_path, counts):
     tuner = search(data, tmp_path, trials=2, hm=hm)
     assert tuner.compile_once == "auto" and tuner._shared is not None
     assert counts["compile_forward"] == 1
+
+
+def test_a_zoo_network_is_scored_by_the_stacked_chips_pass():
+    # SiteDropout is the identity at inference: the evaluation's fast path takes it (TensorFlow's default).
+    from bayesft_keras.evaluation import DriftEvaluator
+
+    model = architectures.build("lenet5", noise=LogNormalDrift(1.0), dropout=0.3)
+    assert DriftEvaluator(model).stacked is TF

@@ -34,6 +34,9 @@ class SiteDropout(keras.layers.Layer):
         **kwargs: base layer keyword arguments (`name`, `dtype`).
     """
 
+    # The evaluation's stacked chips pass (`evaluation.stacked`) may skip it.
+    identity_at_inference = True
+
     def __init__(self, rate, channelwise=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = _checked_rate(rate)

@@ -35,7 +35,7 @@ from bayesft_keras.evaluation.backend import fuses_grouped_bias
 from bayesft_keras.evaluation.backend import grouped_conv
 
 L = keras.layers
-# Identity at inference.
+# Identity at inference (and any layer that says so: `SiteDropout`).
 _IDENTITY = (L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianDropout,
              L.GaussianNoise, L.AlphaDropout, L.ActivityRegularization)
 # Element-wise, or along the last axis only: correct on `(..., chips, channels)` as it is.
@@ -83,7 +83,7 @@ def stacked_plan(model, device_layers):
             if not _stackable_device_layer(layer):
                 return None
             steps.append(("device", layer, index[id(layer)]))
-        elif isinstance(layer, _IDENTITY):
+        elif isinstance(layer, _IDENTITY) or getattr(layer, "identity_at_inference", False):
             steps.append(("identity", layer, None))
         elif isinstance(layer, L.Softmax) and getattr(layer, "axis", -1) not in (-1, [-1], (-1,)):
             return None
