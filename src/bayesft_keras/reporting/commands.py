@@ -46,8 +46,12 @@ def tune_command(config, directory):
     """`bayesft-keras tune ...` that resumes the run of `config` (RUN/config.json) in `directory`."""
     words = ["bayesft-keras", "tune", "--preset", str(config.get("name", "quick")), "--dir", str(directory)]
     for field, flag in TUNE_FLAGS.items():
-        # With --model, `arch` is the model file's name, and --arch is refused.
-        if field not in config or (field == "arch" and config.get("model") is not None):
+        # With --model, `arch` is the model file's name, and --arch is refused; without it,
+        # --sites and --init-from-model are.
+        own_model = config.get("model") is not None
+        if field not in config or (field == "arch" and own_model) or (
+            field in ("sites", "init_from_model") and not own_model
+        ):
             continue
         if field == "init_from_model":  # a flag without a value
             words += [flag] if config[field] else []

@@ -165,19 +165,23 @@ class DriftScoredTuner(durable.DurableTunerMixin):
         if "verbose" in fit_kwargs and not self._is_worker():
             self.oracle.verbose = fit_kwargs["verbose"]
         self.on_search_begin()
+        status = keras_tuner.engine.trial.TrialStatus
         stopped = False
         while not stopped:
-            trials = []
+            trials, idle = [], False
             # Keras Tuner's way of giving trials to several workers, here to the places of a group.
             for place in range(size):
                 self.pre_create_trial()
                 trial = self.oracle.create_trial(f"{self.tuner_id}-{place}")
-                if trial.status == keras_tuner.engine.trial.TrialStatus.STOPPED:
+                if trial.status == status.STOPPED:
                     stopped = True
                     break
-                if trial.status == keras_tuner.engine.trial.TrialStatus.RUNNING:
+                if trial.status == status.RUNNING:
                     trials.append(trial)
+                idle = idle or trial.status == status.IDLE
             if not trials:
+                if idle and not stopped:
+                    continue  # the oracle is busy (a distributed chief): ask again, as Keras Tuner does
                 break
             self._train_group(trials, *fit_args, **fit_kwargs)
             for trial in trials:

@@ -11,10 +11,10 @@ batch, then the optimizer), and each copy's batches are those `feed.ArrayBatches
 seed, so a copy trains as its trial would alone, to float tolerance.
 """
 
-import jax
-import jax.numpy as jnp
 import keras
 import numpy as np
+
+# JAX only: imported where used, so the package imports without it.
 
 
 class VmappedTrainer:
@@ -27,6 +27,9 @@ class VmappedTrainer:
     """
 
     def __init__(self, template, optimizer):
+        import jax
+        import jax.numpy as jnp
+
         self.template = template
         self.optimizer = optimizer
         self.loss = keras.losses.SparseCategoricalCrossentropy()
@@ -44,6 +47,8 @@ class VmappedTrainer:
         self._data = None
 
     def _step(self, state, x, y):
+        import jax
+
         trainable, non_trainable, optimizer = state
 
         def loss(trainable, non_trainable):
@@ -57,6 +62,8 @@ class VmappedTrainer:
     def train(self, copies, seeds, x, y, epochs, batch_size, shuffle=True):
         """Trains `copies` (Keras models of one architecture) in place, copy `j` in the batch
         order of `seeds[j]`."""
+        import jax.numpy as jnp
+
         if self._data is None or self._data[0] is not x or self._data[1] is not y:
             self._data = (x, y, jnp.asarray(x), jnp.asarray(y))
         device_x, device_y = self._data[2:]
@@ -84,6 +91,8 @@ class VmappedTrainer:
 
 
 def _stacked(variable_lists):
+    import jax.numpy as jnp
+
     return [jnp.stack([v.value for v in vs]) for vs in zip(*variable_lists)]
 
 
