@@ -99,7 +99,7 @@ def free_accelerator_memory():
             import torch
 
             return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
-        # TensorFlow tells no free memory: "auto" groups on JAX and torch.
+        # TensorFlow tells no free memory: there "auto" trains one trial at a time.
     except (RuntimeError, KeyError, TypeError):
         return None
     return None

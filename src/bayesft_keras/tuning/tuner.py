@@ -56,10 +56,12 @@ class DriftScoredTuner(durable.DurableTunerMixin):
             hypermodel's trials differ in architecture. "auto" (default): so when they do
             not, else a new model per trial, and a line that says why. False: a new model
             per trial.
-        trials_at_once: how many trials train together, as copies in one model with one
-            compiled step (`bayesft_keras.tuning.group`): the oracle proposes that many at
-            once. "auto": as many as fit in half the free memory of a GPU (at most 8), 1 on
-            a CPU. Needs trials that share one model (`compile_once`) and training arrays.
+        trials_at_once: how many trials train together with one compiled step
+            (`bayesft_keras.tuning.group`; TensorFlow and JAX): the oracle proposes that many
+            at once. "auto": on a JAX GPU, as many as fit in half its free memory (at
+            most 8, and 1 for networks over 2 M parameters); else 1. Needs trials that share one
+            model (`compile_once`) and training arrays; otherwise one at a time, with a line
+            that says why.
         **kwargs: the arguments of the Keras Tuner tuner.
     """
 
