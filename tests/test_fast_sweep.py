@@ -284,3 +284,14 @@ def test_stacked_pass_on_other_backends_and_without_onednn(env, tmp_path):
         [sys.executable, "-c", _BACKEND_SCRIPT], env=full, capture_output=True, text=True, timeout=600, cwd=tmp_path
     )
     assert result.returncode == 0 and "STACKED-OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_the_default_stacks_only_the_networks_where_it_was_measured_to_pay():
+    # LeNet-5 (a narrow first convolution, 3 in all) is faster stacked; the MLP and VGG11 were slower.
+    noise = bk.LogNormalDrift(1.0)
+    tf = keras.backend.backend() == "tensorflow"
+    assert DriftEvaluator(bk.architectures.build("lenet5", noise=noise)).stacked == tf
+    assert not DriftEvaluator(bk.architectures.build("mlp", input_shape=(8, 8, 1), noise=noise)).stacked
+    vgg = bk.architectures.build("vgg11", width=0.125, input_shape=(32, 32, 1), noise=noise)
+    assert not DriftEvaluator(vgg).stacked
+    assert DriftEvaluator(vgg, stacked=True).stacked  # still there when asked for

@@ -29,14 +29,25 @@ _STACKED_BYTES = 1024 * 2**20
 _MOST_STACKED = 20
 
 
-def stacked_default():
-    """Whether the evaluator stacks the chips of a pass by default: on TensorFlow, where it was measured.
+# The stacked pass pays where a narrow first convolution sees the images once for every chip
+# and few convolutions follow (LeNet-5); a deeper network's grouped convolutions, and an MLP's
+# batched matmuls, cost more than they save.
+MAX_STACKED_CONVOLUTIONS = 3
 
-    On a 2-core CPU the stacked LeNet-5 pass is several times faster than
-    one pass per chip (`benchmarks/RESULTS.md`). It computes the same on
-    JAX and torch (`stacked=True`), but was not timed there.
+
+def stacked_default(layers=()):
+    """Whether the evaluator stacks the chips of a pass by default: on TensorFlow, for networks
+    (`layers`: their device layers) that start with a convolution and hold at most
+    `MAX_STACKED_CONVOLUTIONS`, where it was measured to pay.
+
+    On a 2-core CPU the stacked LeNet-5 pass is several times faster than one pass per chip;
+    VGG11 at width 1/8 (8 convolutions, 360 images, 31 sigmas x 100 chips) is 1.8x slower
+    stacked and the zoo's MLP 3x slower (`benchmarks/RESULTS.md`). It computes the same on JAX
+    and torch (`stacked=True`), but was not timed there.
     """
-    return keras.backend.backend() == "tensorflow"
+    convolutions = sum("Conv" in type(layer).__name__ for layer in layers)
+    starts_with_conv = bool(layers) and "Conv" in type(layers[0]).__name__
+    return keras.backend.backend() == "tensorflow" and starts_with_conv and convolutions <= MAX_STACKED_CONVOLUTIONS
 
 
 def auto_stacked_chips(model, batch_size, most=_MOST_STACKED):

@@ -358,7 +358,7 @@ class DriftEvaluator:
 def _stacked_plan(model, layers, stacked):
     if stacked is not None and not isinstance(stacked, bool):
         raise ValueError(f"`stacked` must be True, False or None. Received: stacked={stacked!r}")
-    if stacked is False or (stacked is None and not stacked_default()):
+    if stacked is False or (stacked is None and not stacked_default(layers)):
         return None
     plan = stacked_lib.stacked_plan(model, layers)
     if plan is None and stacked:
