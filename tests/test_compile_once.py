@@ -79,6 +79,22 @@ def results(tuner):
     return rows
 
 
+def assert_same_trials(trials, others):
+    """The same rates, scores and weights, trial by trial: bit for bit on TensorFlow (the same ops in
+    the same order), within float tolerance where the backend may reorder."""
+    assert len(trials) == len(others)
+    for (hp, score, weights), (hp_other, score_other, weights_other) in zip(trials, others):
+        assert hp == hp_other
+        if TF:
+            assert score == score_other
+            for a, b in zip(weights, weights_other):
+                np.testing.assert_array_equal(a, b)
+        else:
+            assert score == pytest.approx(score_other, abs=0.02)
+            for a, b in zip(weights, weights_other):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.skipif(not TF, reason="trace counts of TensorFlow's tf.function")
 def test_a_search_traces_its_train_step_and_evaluator_once(data, tmp_path, counts):
     search(data, tmp_path / "one", trials=1, compile_once=True)
@@ -97,16 +113,7 @@ def test_a_reused_trial_equals_a_freshly_built_one(data, tmp_path):
     fresh = results(search(data, tmp_path / "fresh", compile_once=False))
     assert len(reused) == len(fresh) == TRIALS
     assert len({tuple(sorted(r[0].items())) for r in fresh}) == TRIALS  # three different rate sets
-    for (hp_r, score_r, weights_r), (hp_f, score_f, weights_f) in zip(reused, fresh):
-        assert hp_r == hp_f
-        if TF:  # the same ops in the same order: bit for bit
-            assert score_r == score_f
-            for a, b in zip(weights_r, weights_f):
-                np.testing.assert_array_equal(a, b)
-        else:
-            assert score_r == pytest.approx(score_f, abs=0.02)
-            for a, b in zip(weights_r, weights_f):
-                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert_same_trials(reused, fresh)
 
 
 def test_a_saved_trial_model_keeps_its_own_rates(data, tmp_path):
@@ -144,16 +151,7 @@ def test_trials_trained_in_a_group_equal_the_same_trials_trained_alone(data, tmp
     grouped = search(data, tmp_path / "grouped", trials=4, compile_once=True, trials_at_once=3)
     alone = search(data, tmp_path / "alone", trials=4, compile_once=True)
     assert [t["group"] for _, t in sorted(grouped.timings.items())] == [3, 3, 3, 1]
-    for (hp_g, score_g, weights_g), (hp_a, score_a, weights_a) in zip(results(grouped), results(alone)):
-        assert hp_g == hp_a
-        if TF:
-            assert score_g == score_a
-            for a, b in zip(weights_g, weights_a):
-                np.testing.assert_array_equal(a, b)
-        else:
-            assert score_g == pytest.approx(score_a, abs=0.02)
-            for a, b in zip(weights_g, weights_a):
-                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert_same_trials(results(grouped), results(alone))
     assert "UserWarning" not in capsys.readouterr().err  # saved trials load whole
 
 
